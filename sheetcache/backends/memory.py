@@ -1,0 +1,67 @@
+"""``memory://``: a dict in this process. For tests and throwaway runs; nothing persists."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+
+from sheetcache.backends.base import Backend, Entry
+
+__all__ = ["MemoryBackend"]
+
+
+class MemoryBackend(Backend):
+    """Entries in a dict guarded by a lock. Copies go in and out, so callers can't alias."""
+
+    local = True
+    lookup_is_local = True
+
+    def __init__(self) -> None:
+        self.url = "memory://"
+        self._data: dict[str, Entry] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> MemoryBackend:
+        return cls()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Entry]:
+        with self._lock:
+            return {k: dataclasses.replace(self._data[k]) for k in keys if k in self._data}
+
+    def lookup(self, key: str) -> Entry | None:
+        entry = self._data.get(key)  # one dict read is atomic; the entry is never mutated
+        return None if entry is None else dataclasses.replace(entry)
+
+    def put_many(self, entries: Sequence[Entry]) -> None:
+        copies = [dataclasses.replace(e) for e in entries]
+        with self._lock:
+            for entry in copies:
+                self._data[entry.key] = entry
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        with self._lock:
+            return sum(self._data.pop(k, None) is not None for k in keys)
+
+    def iter_entries(self, namespace: str | None = None) -> Iterator[Entry]:
+        with self._lock:
+            snapshot = list(self._data.values())
+        for entry in snapshot:
+            if namespace is None or entry.namespace == namespace:
+                yield dataclasses.replace(entry)
+
+    def count(self, namespace: str | None = None) -> int:
+        with self._lock:
+            if namespace is None:
+                return len(self._data)
+            return sum(e.namespace == namespace for e in self._data.values())
+
+    def record_hits(self, hits: Mapping[str, tuple[int, float]]) -> None:
+        with self._lock:
+            for key, (n, at) in hits.items():
+                old = self._data.get(key)
+                if old is not None:  # replace, never mutate: lookup() reads without the lock
+                    self._data[key] = dataclasses.replace(
+                        old, hits=old.hits + n, last_hit_at=max(at, old.last_hit_at or 0.0)
+                    )

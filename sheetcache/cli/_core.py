@@ -1,0 +1,1 @@
+"""Core cache commands: demo, stats, ls, show, export, import, prune, clear."""
