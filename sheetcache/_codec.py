@@ -10,6 +10,7 @@ pydantic models and dataclasses as their JSON fields. ``value_type`` says how to
 ``json``                       JSON (dict, list, int, float, bool, None; tuples come back as lists)
 ``pydantic:MODULE:QUALNAME``   ``Model.model_validate_json(text)``
 ``dataclass:MODULE:QUALNAME``  the dataclass rebuilt from its JSON fields
+``NAME`` (registered)          an integration's own readable format, see :func:`register_codec`
 =============================  ====================================================
 """
 
@@ -19,19 +20,39 @@ import base64
 import dataclasses
 import importlib
 import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from sheetcache._errors import UnsupportedValueError
 
-__all__ = ["decode_value", "encode_value", "is_immutable"]
+__all__ = ["decode_value", "encode_value", "is_immutable", "register_codec"]
 
 # Classes seen at encode time, so a class defined inside a function still decodes in this
 # process (importing it by name would fail).
 _classes: dict[str, type] = {}
 
 _adapters: dict[type, Any] = {}
+
+# Registered formats: exact type -> (name, encode), name -> decode.
+_encoders: dict[type, tuple[str, Callable[[Any], str]]] = {}
+_decoders: dict[str, Callable[[str], Any]] = {}
+
+
+def register_codec(
+    name: str, cls: type, encode: Callable[[Any], str], decode: Callable[[str], Any]
+) -> None:
+    """Store instances of exactly ``cls`` as ``encode(obj)`` under value type ``name``.
+
+    For integrations whose answers deserve a text a reviewer can read and edit (a model
+    response shown as its text, not as a JSON dump). ``decode`` must invert ``encode`` and
+    raise ValueError on text it cannot read (the cache then treats the entry as a miss).
+    """
+    if ":" in name or name in {"str", "bytes", "json"}:
+        raise ValueError(f"codec name {name!r} is reserved or contains ':'")
+    _encoders[cls] = (name, encode)
+    _decoders[name] = decode
 
 _IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None)})
 
@@ -79,6 +100,9 @@ def encode_value(value: Any) -> tuple[str, str]:
         return "str", value
     if kind is bytes:
         return "bytes", base64.b64encode(value).decode("ascii")
+    registered = _encoders.get(kind)
+    if registered is not None:
+        return registered[0], registered[1](value)
     if hasattr(value, "model_dump_json") and not isinstance(value, type):
         return f"pydantic:{_class_name(kind)}", value.model_dump_json()
     try:
@@ -114,6 +138,9 @@ def decode_value(value_type: str, text: str) -> Any:
         return orjson.loads(text)
     if value_type == "bytes":
         return base64.b64decode(text.encode("ascii"), validate=True)
+    decode = _decoders.get(value_type)
+    if decode is not None:
+        return decode(text)
     kind, _, name = value_type.partition(":")
     try:
         cls = _find_class(name)
