@@ -33,7 +33,8 @@ __all__ = ["KEY_FORMAT_VERSION", "canonical_bytes", "make_key"]
 #: Part of every key; bump it when the canonical form changes.
 KEY_FORMAT_VERSION = 1
 
-_SORT = orjson.OPT_SORT_KEYS
+# Dataclasses pass through to _default so their fields get sorted like dict keys.
+_SORT = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
 _MAX_INT = 2**63 - 1
 
 
@@ -41,6 +42,8 @@ def _default(obj: Any) -> Any:
     """Turn the few non-JSON types a key may hold into JSON; orjson calls it only for those."""
     if isinstance(obj, (set, frozenset)):
         return sorted(obj, key=lambda item: orjson.dumps(item, default=_default, option=_SORT))
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     if isinstance(obj, type):
         schema = getattr(obj, "model_json_schema", None)
         if callable(schema):  # a pydantic model class: its schema is what shapes the answer

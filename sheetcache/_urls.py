@@ -52,7 +52,7 @@ def data_dir() -> Path:
 
 def default_url() -> str:
     """``$SHEETCACHE_URL`` if set, else a SQLite file in :func:`data_dir`."""
-    return os.environ.get("SHEETCACHE_URL") or f"sqlite:///{data_dir() / 'cache.db'}"
+    return os.environ.get("SHEETCACHE_URL") or f"sqlite://{(data_dir() / 'cache.db').absolute()}"
 
 
 def redact_url(url: str) -> str:

@@ -96,7 +96,8 @@ class SQLiteBackend(Backend):
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self.url = f"sqlite:///{self.path.resolve()}" if self.path.is_absolute() else f"sqlite://{self.path}"
+        # sqlite:// + "/abs/path" gives the documented sqlite:///abs/path form.
+        self.url = f"sqlite://{self.path}"
         self._timeout = timeout
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
