@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import orjson
+import xxhash
 
 from sheetcache._codec import decode_value, encode_value, is_immutable
 from sheetcache._errors import ConfigError
-from sheetcache._keys import canonical_bytes
+from sheetcache._keys import canonical_bytes, lookup_bytes
 from sheetcache._outbox import Flusher, Outbox
 from sheetcache._urls import backend_from_url, default_url, outbox_path
 from sheetcache.backends.base import Backend, Entry
@@ -44,6 +45,7 @@ T = TypeVar("T")
 _UNSET: Any = object()
 _MISS: Any = object()  # "not found", distinct from a cached None
 _DECODE: Any = object()  # L1 holds text only: decode on every hit so callers can't alias
+_l1_hash = xxhash.xxh3_64_intdigest  # ~0.2 us for 2 KB where sha256 takes ~3.5 us here
 
 
 @dataclass(frozen=True)
@@ -69,12 +71,18 @@ class CacheStats:
 
 
 class _Flight:
-    """One in-progress miss that concurrent identical calls wait on (threads and tasks)."""
+    """One in-progress miss that concurrent identical calls wait on (threads and tasks).
 
-    __slots__ = ("done", "value", "error", "duration", "_async_waiters", "_lock")
+    A plain lock, held from creation until the leader finishes, is the signal: waiters
+    acquire and release it. Much cheaper to create than a threading.Event on every miss.
+    """
+
+    __slots__ = ("_gate", "finished", "value", "error", "duration", "_async_waiters", "_lock")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self._gate = threading.Lock()
+        self._gate.acquire()
+        self.finished = False
         self.value: Any = None
         self.error: BaseException | None = None
         self.duration = 0.0
@@ -84,8 +92,9 @@ class _Flight:
     def finish(self, value: Any = None, error: BaseException | None = None) -> None:
         self.value, self.error = value, error
         with self._lock:
-            self.done.set()
+            self.finished = True
             waiters, self._async_waiters = self._async_waiters, []
+        self._gate.release()
         for loop, fut in waiters:
             loop.call_soon_threadsafe(_set_done, fut)
 
@@ -95,17 +104,17 @@ class _Flight:
         return self.value
 
     def wait(self) -> Any:
-        self.done.wait()
+        with self._gate:
+            pass
         return self.result()
 
     async def await_result(self) -> Any:
+        fut: asyncio.Future[None] | None = None
         with self._lock:
-            if not self.done.is_set():
+            if not self.finished:
                 loop = asyncio.get_running_loop()
-                fut: asyncio.Future[None] = loop.create_future()
+                fut = loop.create_future()
                 self._async_waiters.append((loop, fut))
-            else:
-                fut = None  # type: ignore[assignment]
         if fut is not None:
             await fut
         return self.result()
@@ -168,7 +177,9 @@ class Cache:
         self.lock_timeout = lock_timeout
         self.backend: Backend = url if isinstance(url, Backend) else backend_from_url(url or default_url())
         self.url = self.backend.url
-        self._l1: OrderedDict[bytes, tuple[Any, ...]] = OrderedDict()
+        # xxh3 of the lookup bytes -> (lookup bytes, key, expires_at, value or _DECODE,
+        # value_type, text, duration, bytes hold "null"). The bytes rule out hash collisions.
+        self._l1: OrderedDict[int, tuple[Any, ...]] = OrderedDict()
         self._l1_size = l1_size
         self._lock = threading.Lock()  # counters and pending hits
         self._hits = self._misses = self._errors = 0
@@ -220,17 +231,18 @@ class Cache:
             TypeError: a key part cannot be canonicalised (before ``call_fn`` runs).
             UnsupportedValueError: the answer cannot be stored; ``.value`` holds it.
         """
-        ck = canonical_bytes(prompt, self.namespace, key_parts)
+        lk = lookup_bytes(prompt, self.namespace, key_parts)
         if not refresh:
-            value = self._l1_get(ck)
+            value = self._l1_get(lk, prompt, key_parts)
             if value is not _MISS:
                 return value  # type: ignore[no-any-return]
+        ck = canonical_bytes(prompt, self.namespace, key_parts)
         key = hashlib.sha256(ck).hexdigest()
         if not refresh:
-            value = self._lookup(ck, key)
+            value = self._lookup(lk, key)
             if value is not _MISS:
                 return value  # type: ignore[no-any-return]
-        return self._call(ck, key, prompt, key_parts, call_fn, refresh, store, ttl)  # type: ignore[no-any-return]
+        return self._call(lk, ck, key, prompt, key_parts, call_fn, refresh, store, ttl)  # type: ignore[no-any-return]
 
     async def aget_or_call(
         self,
@@ -247,17 +259,18 @@ class Cache:
 
         Concurrent identical misses from tasks (and threads) share one call.
         """
-        ck = canonical_bytes(prompt, self.namespace, key_parts)
+        lk = lookup_bytes(prompt, self.namespace, key_parts)
         if not refresh:
-            value = self._l1_get(ck)
+            value = self._l1_get(lk, prompt, key_parts)
             if value is not _MISS:
                 return value  # type: ignore[no-any-return]
+        ck = canonical_bytes(prompt, self.namespace, key_parts)
         key = hashlib.sha256(ck).hexdigest()
         if not refresh:
             if self.backend.lookup_is_local:
-                value = self._lookup(ck, key)
+                value = self._lookup(lk, key)
             else:
-                value = await asyncio.to_thread(self._lookup, ck, key)
+                value = await asyncio.to_thread(self._lookup, lk, key)
             if value is not _MISS:
                 return value  # type: ignore[no-any-return]
         flight, leader = self._join(key)
@@ -266,11 +279,11 @@ class Cache:
         locked = False
         try:
             if not refresh:
-                value = self._l1_get(ck)
+                value = self._l1_get(lk, prompt, key_parts)
                 if value is not _MISS:
                     flight.finish(value)
                     return value  # type: ignore[no-any-return]
-                locked, value = await self._await_other_process_async(ck, key)
+                locked, value = await self._await_other_process_async(lk, key)
                 if value is not _MISS:
                     flight.finish(value)
                     return value  # type: ignore[no-any-return]
@@ -279,7 +292,7 @@ class Cache:
             value = await acall_fn(prompt)
             flight.duration = time.perf_counter() - started
             if store:
-                await self._store_async(ck, key, value, flight.duration, ttl, locked)
+                await self._store_async(lk, ck, key, value, flight.duration, ttl, locked)
             flight.finish(value)
             return value  # type: ignore[no-any-return]
         except BaseException as exc:
@@ -291,10 +304,11 @@ class Cache:
     def get(self, prompt: Any, **key_parts: Any) -> Any:
         """The cached answer, or None on a miss (a cached None is also None: use
         :meth:`get_or_call` to tell them apart)."""
-        ck = canonical_bytes(prompt, self.namespace, key_parts)
-        value = self._l1_get(ck)
+        lk = lookup_bytes(prompt, self.namespace, key_parts)
+        value = self._l1_get(lk, prompt, key_parts)
         if value is _MISS:
-            value = self._lookup(ck, hashlib.sha256(ck).hexdigest())
+            ck = canonical_bytes(prompt, self.namespace, key_parts)
+            value = self._lookup(lk, hashlib.sha256(ck).hexdigest())
         if value is _MISS:
             self._count_miss()
             return None
@@ -308,16 +322,17 @@ class Cache:
         Raises:
             UnsupportedValueError: ``value`` cannot be stored (nothing was written).
         """
+        lk = lookup_bytes(prompt, self.namespace, key_parts)
         ck = canonical_bytes(prompt, self.namespace, key_parts)
         key = hashlib.sha256(ck).hexdigest()
-        self._store(ck, key, value, None, ttl, direct=False)
+        self._store(lk, ck, key, value, None, ttl, direct=False)
         return key
 
     def delete(self, prompt: Any, **key_parts: Any) -> bool:
         """Remove one answer; True if it existed in the backend."""
-        ck = canonical_bytes(prompt, self.namespace, key_parts)
-        self._l1.pop(ck, None)
-        return self.backend.delete_many([hashlib.sha256(ck).hexdigest()]) > 0
+        key = hashlib.sha256(canonical_bytes(prompt, self.namespace, key_parts)).hexdigest()
+        self._forget_keys({key})
+        return self.backend.delete_many([key]) > 0
 
     @overload
     def cached(self, fn: Callable[..., T], /) -> Callable[..., T]: ...
@@ -447,17 +462,22 @@ class Cache:
 
     # -- hits ---------------------------------------------------------------------------
 
-    def _l1_get(self, ck: bytes) -> Any:
-        item = self._l1.get(ck)
+    def _l1_get(self, lk: bytes, prompt: Any, key_parts: dict[str, Any]) -> Any:
+        h = _l1_hash(lk)
+        item = self._l1.get(h)
         if item is None:
             return _MISS
-        key, expires_at, value, value_type, text, duration = item
+        exact, key, expires_at, value, value_type, text, duration, has_null = item
+        if exact != lk:  # a 64-bit hash collision: never answer a different question
+            return _MISS
+        if has_null:  # the stored bytes hold a null, so this lookup's may be a NaN in disguise
+            canonical_bytes(prompt, self.namespace, key_parts)
         now = time.time()
         if expires_at is not None and expires_at <= now:
-            self._l1.pop(ck, None)
+            self._l1.pop(h, None)
             return _MISS
         try:
-            self._l1.move_to_end(ck)
+            self._l1.move_to_end(h)
         except KeyError:  # evicted by another thread just now; still a valid answer
             pass
         if value is _DECODE:
@@ -465,11 +485,13 @@ class Cache:
         self._count_hit(key, now, duration)
         return value
 
-    def _l1_put(self, ck: bytes, entry: Entry, value: Any) -> None:
+    def _l1_put(self, lk: bytes, entry: Entry, value: Any) -> None:
         if self._l1_size == 0:
             return
         held = value if is_immutable(value) else _DECODE
-        self._l1[ck] = (entry.key, entry.expires_at, held, entry.value_type, entry.value, entry.duration)
+        item = (lk, entry.key, entry.expires_at, held, entry.value_type, entry.value,
+                entry.duration, b"null" in lk)  # fmt: skip
+        self._l1[_l1_hash(lk)] = item
         while len(self._l1) > self._l1_size:
             try:
                 self._l1.popitem(last=False)
@@ -491,7 +513,7 @@ class Cache:
         with self._lock:
             self._misses += 1
 
-    def _lookup(self, ck: bytes, key: str) -> Any:
+    def _lookup(self, lk: bytes, key: str) -> Any:
         """Backend (then outbox) lookup on an L1 miss; fills L1 on success."""
         try:
             entry = self.backend.lookup(key)
@@ -523,15 +545,15 @@ class Cache:
             log.warning("sheetcache: entry %s does not decode as %s (%s); treating it as a miss",
                         key, entry.value_type, exc)  # fmt: skip
             return _MISS
-        self._l1_put(ck, entry, value)
+        self._l1_put(lk, entry, value)
         self._count_hit(key, now, entry.duration)
         return value
 
     def _forget_keys(self, keys: set[str]) -> None:
         """Drop L1 items whose stored entry changed outside this process."""
         if keys:
-            for ck in [ck for ck, item in list(self._l1.items()) if item[0] in keys]:
-                self._l1.pop(ck, None)
+            for h in [h for h, item in list(self._l1.items()) if item[1] in keys]:
+                self._l1.pop(h, None)
 
     # -- misses -------------------------------------------------------------------------
 
@@ -569,7 +591,7 @@ class Cache:
         return value
 
     def _call(
-        self, ck: bytes, key: str, prompt: Any, key_parts: dict[str, Any],
+        self, lk: bytes, ck: bytes, key: str, prompt: Any, key_parts: dict[str, Any],
         call_fn: Callable[[Any], Any], refresh: bool, store: bool, ttl: Any,
     ) -> Any:  # fmt: skip
         flight, leader = self._join(key)
@@ -580,11 +602,11 @@ class Cache:
             if not refresh:
                 # The previous leader for this key may have finished between our L1 check
                 # and our joining: look again rather than call twice.
-                value = self._l1_get(ck)
+                value = self._l1_get(lk, prompt, key_parts)
                 if value is not _MISS:
                     flight.finish(value)
                     return value
-                locked, value = self._await_other_process(ck, key)
+                locked, value = self._await_other_process(lk, key)
                 if value is not _MISS:
                     flight.finish(value)
                     return value
@@ -593,7 +615,7 @@ class Cache:
             value = call_fn(prompt)
             flight.duration = time.perf_counter() - started
             if store:
-                self._store(ck, key, value, flight.duration, ttl, direct=locked)
+                self._store(lk, ck, key, value, flight.duration, ttl, direct=locked)
             flight.finish(value)
             return value
         except BaseException as exc:
@@ -602,7 +624,7 @@ class Cache:
         finally:
             self._land(key, flight, locked)
 
-    def _await_other_process(self, ck: bytes, key: str) -> tuple[bool, Any]:
+    def _await_other_process(self, lk: bytes, key: str) -> tuple[bool, Any]:
         """Cross-process single-flight. Returns (we hold the lock, answer found or _MISS)."""
         got = self._try_lock(key)
         if got is not False:
@@ -614,7 +636,7 @@ class Cache:
             # signal us here; the backoff keeps the polls few.
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
-            value = self._lookup(ck, key)
+            value = self._lookup(lk, key)
             if value is not _MISS:
                 return False, value
             got = self._try_lock(key)
@@ -624,7 +646,7 @@ class Cache:
                     self.lock_timeout, key)  # fmt: skip
         return False, _MISS
 
-    async def _await_other_process_async(self, ck: bytes, key: str) -> tuple[bool, Any]:
+    async def _await_other_process_async(self, lk: bytes, key: str) -> tuple[bool, Any]:
         got = await asyncio.to_thread(self._try_lock, key) if not self.backend.local else None
         if got is not False:
             return bool(got), _MISS
@@ -633,7 +655,7 @@ class Cache:
         while time.monotonic() < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
-            value = await asyncio.to_thread(self._lookup, ck, key)
+            value = await asyncio.to_thread(self._lookup, lk, key)
             if value is not _MISS:
                 return False, value
             got = await asyncio.to_thread(self._try_lock, key)
@@ -659,17 +681,19 @@ class Cache:
         )  # fmt: skip
 
     def _store(
-        self, ck: bytes, key: str, value: Any, duration: float | None, ttl: Any, *, direct: bool
-    ) -> None:
+        self, lk: bytes, ck: bytes, key: str, value: Any, duration: float | None, ttl: Any,
+        *, direct: bool,
+    ) -> None:  # fmt: skip
         entry = self._make_entry(ck, key, value, duration, ttl)
-        self._l1_put(ck, entry, value)
+        self._l1_put(lk, entry, value)
         self._write(entry, direct)
 
     async def _store_async(
-        self, ck: bytes, key: str, value: Any, duration: float | None, ttl: Any, direct: bool
-    ) -> None:
+        self, lk: bytes, ck: bytes, key: str, value: Any, duration: float | None, ttl: Any,
+        direct: bool,
+    ) -> None:  # fmt: skip
         entry = self._make_entry(ck, key, value, duration, ttl)
-        self._l1_put(ck, entry, value)
+        self._l1_put(lk, entry, value)
         if direct and not self.backend.local:
             await asyncio.to_thread(self._write, entry, True)
         else:

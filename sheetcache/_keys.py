@@ -28,13 +28,14 @@ from typing import Any
 
 import orjson
 
-__all__ = ["KEY_FORMAT_VERSION", "canonical_bytes", "make_key"]
+__all__ = ["KEY_FORMAT_VERSION", "canonical_bytes", "make_key", "lookup_bytes"]
 
 #: Part of every key; bump it when the canonical form changes.
 KEY_FORMAT_VERSION = 1
 
 # Dataclasses pass through to _default so their fields get sorted like dict keys.
-_SORT = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+_PASS = orjson.OPT_PASSTHROUGH_DATACLASS
+_SORT = orjson.OPT_SORT_KEYS | _PASS
 _MAX_INT = 2**63 - 1
 
 
@@ -115,6 +116,27 @@ def canonical_bytes(prompt: Any, namespace: str, key_parts: Mapping[str, Any]) -
         if not data:  # _check found nothing, yet orjson refused: report orjson's reason
             orjson.dumps([prompt, key_parts], default=_default, option=_SORT)
     return data
+
+
+def lookup_bytes(prompt: Any, namespace: str, key_parts: Mapping[str, Any]) -> bytes:
+    """Exact JSON of the key's content in the caller's order: the in-process L1's key.
+
+    Skipping the sort makes a hit cheaper. Equal bytes still mean equal content, hence equal
+    canonical keys, so L1 never answers a different question; the same content in another
+    dict order is an L1 miss that the canonical key then finds in the backend.
+
+    NaN and infinities come out as ``null`` here, unchecked (scanning for them costs more
+    than the dump): the caller must run :func:`canonical_bytes` before trusting a match
+    whose bytes contain ``null``.
+
+    Raises:
+        TypeError: as :func:`canonical_bytes`.
+    """
+    try:
+        return orjson.dumps([namespace, prompt, key_parts], default=_default, option=_PASS)
+    except TypeError:
+        canonical_bytes(prompt, namespace, key_parts)  # raises, naming the part
+        raise
 
 
 def make_key(prompt: Any, namespace: str = "default", **key_parts: Any) -> str:

@@ -123,3 +123,19 @@ def test_bad_part_raises_before_the_call() -> None:
         with pytest.raises(TypeError, match="prompt"):
             cache.get_or_call(["ok", float("nan")], calls.append)
     assert calls == []
+
+
+def test_nan_never_matches_a_cached_none() -> None:
+    # The L1 skips the NaN scan on the hot path; a NaN must still not hit an entry for None.
+    with Cache("memory://") as cache:
+        cache.get_or_call("q", lambda p: "answer for None", temperature=None)
+        with pytest.raises(TypeError, match="NaN"):
+            cache.get_or_call("q", lambda p: "x", temperature=float("nan"))
+        with pytest.raises(TypeError, match="NaN"):
+            cache.get(["q", float("inf")])
+
+
+def test_same_content_in_another_order_hits_through_the_backend(tmp_path: object) -> None:
+    with Cache("memory://") as cache:
+        cache.get_or_call({"a": 1, "b": 2}, lambda p: "first", x=1, y=2)
+        assert cache.get_or_call({"b": 2, "a": 1}, lambda p: "second", y=2, x=1) == "first"

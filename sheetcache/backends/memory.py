@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 
 from sheetcache.backends.base import Backend, Entry
 
 __all__ = ["MemoryBackend"]
+
+
+def _clone(e: Entry, **changes: object) -> Entry:
+    """A copy, field by field: several times cheaper than dataclasses.replace."""
+    copy = Entry(e.key, e.value, e.value_type, e.namespace, e.prompt, dict(e.key_parts),
+                 e.created_at, e.expires_at, e.hits, e.last_hit_at, e.duration, e.status, e.note)  # fmt: skip
+    for name, value in changes.items():
+        setattr(copy, name, value)
+    return copy
 
 
 class MemoryBackend(Backend):
@@ -28,14 +36,14 @@ class MemoryBackend(Backend):
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Entry]:
         with self._lock:
-            return {k: dataclasses.replace(self._data[k]) for k in keys if k in self._data}
+            return {k: _clone(self._data[k]) for k in keys if k in self._data}
 
     def lookup(self, key: str) -> Entry | None:
         entry = self._data.get(key)  # one dict read is atomic; the entry is never mutated
-        return None if entry is None else dataclasses.replace(entry)
+        return None if entry is None else _clone(entry)
 
     def put_many(self, entries: Sequence[Entry]) -> None:
-        copies = [dataclasses.replace(e) for e in entries]
+        copies = [_clone(e) for e in entries]
         with self._lock:
             for entry in copies:
                 self._data[entry.key] = entry
@@ -49,7 +57,7 @@ class MemoryBackend(Backend):
             snapshot = list(self._data.values())
         for entry in snapshot:
             if namespace is None or entry.namespace == namespace:
-                yield dataclasses.replace(entry)
+                yield _clone(entry)
 
     def count(self, namespace: str | None = None) -> int:
         with self._lock:
@@ -62,6 +70,6 @@ class MemoryBackend(Backend):
             for key, (n, at) in hits.items():
                 old = self._data.get(key)
                 if old is not None:  # replace, never mutate: lookup() reads without the lock
-                    self._data[key] = dataclasses.replace(
+                    self._data[key] = _clone(
                         old, hits=old.hits + n, last_hit_at=max(at, old.last_hit_at or 0.0)
                     )

@@ -1,0 +1,450 @@
+"""The sheet as people see it: columns found by header name, one row per entry.
+
+Main worksheet (``sheets://ID/TAB``), one row per entry, plain headers, readable first:
+
+==========  ===================================================================
+key         the cache key (64 hex): what a lookup matches
+created     ISO 8601 UTC time the answer was stored
+model       the ``model`` key part, for people (the key parts in ``meta`` count)
+prompt      what the prompt column shows: the last user message (see
+            :func:`sheetcache._display.prompt_text`); the full prompt is in ``meta``
+            whenever this is not the whole prompt
+response    the answer as text (:mod:`sheetcache._codec`); a reviewer may edit it
+status      ``approved``, ``rejected`` or empty (unreviewed)
+note        free text for reviewers; a rejected answer that got replaced is kept here
+hits        times the entry was served (a number)
+last hit    ISO 8601 UTC time of the last hit
+meta        JSON for the machine: format version, namespace, key parts, value type,
+            call duration, expiry, the full prompt when needed, split-cell info
+==========  ===================================================================
+
+Columns are found by their header, so people may reorder them and add their own; ours are
+written by name and theirs are never touched.
+
+Long values. A cell holds at most 50,000 characters. A longer response, note, prompt or key
+parts text is split: the first 50,000 characters of a response or note stay in its cell and
+the rest goes, in order, to rows of a second worksheet ``TAB.parts`` (``key | id | field |
+part | text``), which ``meta`` points to by an ``id`` derived from the content. Splitting into
+rows of another tab (instead of more columns or continuation rows in the main tab) keeps the
+main tab at one row per entry and ten columns: extra columns would cost one cell per row of
+the whole sheet against the 10,000,000-cell limit. Parts are appended before their main row,
+so a reader that sees a main row finds its parts; an entry whose parts are incomplete is
+skipped, never served truncated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from sheetcache._display import model_of, prompt_text
+from sheetcache._errors import SchemaError
+from sheetcache.backends.base import Entry
+
+__all__ = [
+    "CELL_LIMIT",
+    "FORMAT_VERSION",
+    "HEADERS",
+    "PARTS_HEADERS",
+    "EncodedEntry",
+    "Layout",
+    "PartsIndex",
+    "RowError",
+    "col_letter",
+    "decode_row",
+    "encode_entry",
+    "format_time",
+    "parse_time",
+    "split_text",
+]
+
+#: Version of the row format, written in every ``meta``. A row with a newer one is skipped.
+FORMAT_VERSION = 1
+
+#: Google's per-cell limit, counted here in UTF-16 code units to be safe with emoji.
+CELL_LIMIT = 50_000
+
+HEADERS = (
+    "key", "created", "model", "prompt", "response", "status", "note", "hits", "last hit", "meta",
+)  # fmt: skip
+PARTS_HEADERS = ("key", "id", "field", "part", "text")
+
+_KEY = re.compile(r"[0-9a-f]{64}")
+_SPLIT_FIELDS = ("response", "note", "prompt", "key_parts")
+
+
+class RowError(ValueError):
+    """A row that cannot be read as an entry (edited into garbage); it is skipped."""
+
+
+def normalize_header(text: Any) -> str:
+    """``" Last_Hit "`` -> ``"last hit"``: how header cells are matched."""
+    return " ".join(str(text).replace("_", " ").replace("-", " ").split()).lower()
+
+
+def col_letter(index: int) -> str:
+    """0 -> ``A``, 26 -> ``AA``."""
+    letters = ""
+    n = index + 1
+    while n:
+        n, rem = divmod(n - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def quote_title(title: str) -> str:
+    """A worksheet title as it goes in an A1 range: always quoted, quotes doubled."""
+    return "'" + title.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where each of our columns is in a worksheet, found from its header row."""
+
+    columns: dict[str, int]
+    """Our header name -> 0-based column index."""
+    width: int
+    """Cells in the header row, ours and other people's."""
+
+    @classmethod
+    def from_header(
+        cls, header: Sequence[Any], tab: str, url_hint: str, names: Sequence[str] = HEADERS
+    ) -> Layout:
+        """Map ``names`` to their columns.
+
+        Raises:
+            SchemaError: a required header is missing or appears twice; the message says to
+                run ``sheetcache init`` or fix the header row.
+        """
+        found: dict[str, int] = {}
+        twice: list[str] = []
+        for i, cell in enumerate(header):
+            name = normalize_header(cell)
+            if name in names:
+                if name in found:
+                    twice.append(name)
+                found.setdefault(name, i)
+        missing = [n for n in names if n not in found]
+        if missing or twice:
+            problems = []
+            if missing:
+                problems.append(f"lacks the column(s) {', '.join(missing)}")
+            if twice:
+                problems.append(f"has the column(s) {', '.join(twice)} twice")
+            shown = [str(c) for c in header[:12]]
+            raise SchemaError(
+                f"worksheet {tab!r} {' and '.join(problems)} (header row: {shown or 'empty'}). "
+                f"Run `sheetcache init {url_hint}` to add the sheetcache columns, or fix row 1 "
+                f"by hand: it needs the headers {', '.join(names)} (any order; other columns "
+                "are left alone). Nothing was changed."
+            )
+        return cls(found, max(len(header), max(found.values()) + 1))
+
+    def runs(self, names: Iterable[str]) -> list[tuple[int, list[str]]]:
+        """Group ``names`` into runs of adjacent columns: ``[(first column, [names...])]``."""
+        ordered = sorted(names, key=self.columns.__getitem__)
+        out: list[tuple[int, list[str]]] = []
+        for name in ordered:
+            col = self.columns[name]
+            if out and out[-1][0] + len(out[-1][1]) == col:
+                out[-1][1].append(name)
+            else:
+                out.append((col, [name]))
+        return out
+
+    def row(self, cells: Mapping[str, Any]) -> list[Any]:
+        """A full row for an append: our cells by name, ``""`` in other columns."""
+        width = max(self.columns.values()) + 1
+        out: list[Any] = [""] * width
+        for name, value in cells.items():
+            out[self.columns[name]] = value
+        return out
+
+
+# -- time ----------------------------------------------------------------------------------
+
+
+def format_time(ts: float | None) -> str:
+    """Unix time -> ``2024-05-01T12:00:00.25Z`` (UTC, microseconds, trailing zeros dropped)."""
+    if ts is None:
+        return ""
+    text = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return text.rstrip("0").rstrip(".") + "Z"
+
+
+def parse_time(value: Any) -> float | None:
+    """Inverse of :func:`format_time`; also takes plain Unix seconds. "" -> None.
+
+    Raises:
+        ValueError: not a time.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+# -- splitting -----------------------------------------------------------------------------
+
+
+def utf16_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int = CELL_LIMIT) -> list[str]:
+    """Cut ``text`` into pieces of at most ``limit`` UTF-16 units; ``"".join`` restores it.
+
+    Always returns at least one piece (``[""]`` for empty text).
+    """
+    if len(text) <= limit and (text.isascii() or utf16_len(text) <= limit):
+        return [text]
+    if utf16_len(text) == len(text):  # no astral characters: units == characters
+        return [text[i : i + limit] for i in range(0, len(text), limit)]
+    pieces: list[str] = []
+    start = units = 0
+    for i, ch in enumerate(text):
+        width = 2 if ord(ch) > 0xFFFF else 1
+        if units + width > limit:
+            pieces.append(text[start:i])
+            start, units = i, 0
+        units += width
+    pieces.append(text[start:])
+    return pieces
+
+
+# -- entry <-> row -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class EncodedEntry:
+    """What one entry becomes: its main-row cells by header name and its part rows."""
+
+    key: str
+    cells: dict[str, Any]
+    parts: list[list[Any]]
+    """Rows for ``TAB.parts``: ``[key, id, field, part, text]``."""
+
+
+def _json(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def encode_entry(entry: Entry, limit: int = CELL_LIMIT) -> EncodedEntry:
+    """The cells of ``entry``'s main row and, for values over ``limit``, its part rows."""
+    shown = prompt_text(entry.prompt)
+    meta: dict[str, Any] = {
+        "v": FORMAT_VERSION,
+        "namespace": entry.namespace,
+        "value_type": entry.value_type,
+        "key_parts": entry.key_parts or {},
+        "duration": entry.duration,
+        "expires_at": format_time(entry.expires_at) or None,
+    }
+    prompt_cell = shown
+    if utf16_len(shown) > limit:
+        prompt_cell = split_text(shown, limit - 1)[0] + "…"
+    if not (isinstance(entry.prompt, str) and prompt_cell == entry.prompt):
+        meta["prompt"] = entry.prompt
+
+    overflow: dict[str, list[str]] = {}
+    response = split_text(entry.value, limit)
+    note = split_text(entry.note, limit)
+    if len(response) > 1:
+        overflow["response"] = response[1:]
+    if len(note) > 1:
+        overflow["note"] = note[1:]
+    meta_text = _json(meta)
+    if utf16_len(meta_text) > limit:
+        # Big prompts and key parts (a long system prompt, tool schemas) move to parts.
+        for name, field in (("prompt", "prompt"), ("key_parts", "key_parts")):
+            if name in meta:
+                overflow[field] = split_text(_json(meta.pop(name)), limit)
+        meta_text = _json(meta)
+    parts: list[list[Any]] = []
+    if overflow:
+        digest = hashlib.sha256(entry.key.encode())
+        for field in _SPLIT_FIELDS:
+            for piece in overflow.get(field, ()):
+                digest.update(piece.encode("utf-8", "surrogatepass"))
+        part_id = digest.hexdigest()[:16]
+        meta["parts"] = {"id": part_id, **{f: len(p) for f, p in overflow.items()}}
+        meta_text = _json(meta)
+        for field in _SPLIT_FIELDS:
+            for n, piece in enumerate(overflow.get(field, ()), start=1):
+                parts.append([entry.key, part_id, field, n, piece])
+    if utf16_len(meta_text) > limit:
+        raise ValueError(f"entry {entry.key}: its meta is over {limit} characters even split")
+    cells = {
+        "key": entry.key,
+        "created": format_time(entry.created_at),
+        "model": model_of(entry.key_parts or {}),
+        "prompt": prompt_cell,
+        "response": response[0],
+        "status": entry.status,
+        "note": note[0],
+        "hits": entry.hits,
+        "last hit": format_time(entry.last_hit_at),
+        "meta": meta_text,
+    }
+    return EncodedEntry(entry.key, cells, parts)
+
+
+class PartsIndex:
+    """The rows of ``TAB.parts``: ``id -> field -> part number -> text`` (+ their rows)."""
+
+    def __init__(self) -> None:
+        self.texts: dict[str, dict[str, dict[int, str]]] = {}
+        self.rows: dict[str, list[int]] = {}
+        """Part id -> sheet rows (1-based) holding its parts, duplicates included."""
+        self.bad_rows: list[int] = []
+
+    def add_rows(self, rows: Sequence[Sequence[Any]], first_row: int) -> None:
+        """Index ``rows`` read from the parts tab, the first being sheet row ``first_row``."""
+        for offset, row in enumerate(rows):
+            if len(row) < 4 or not row[1]:
+                if any(cell != "" for cell in row):
+                    self.bad_rows.append(first_row + offset)
+                continue
+            part_id, field = str(row[1]), str(row[2])
+            try:
+                number = int(row[3])
+            except (TypeError, ValueError):
+                self.bad_rows.append(first_row + offset)
+                continue
+            text = cell_text(row[4]) if len(row) > 4 else ""
+            self.texts.setdefault(part_id, {}).setdefault(field, {}).setdefault(number, text)
+            self.rows.setdefault(part_id, []).append(first_row + offset)
+
+    def join(self, part_id: str, field: str, count: int) -> str:
+        """The text of parts 1..count of ``field``, or RowError if any is missing."""
+        found = self.texts.get(part_id, {}).get(field, {})
+        try:
+            return "".join(found[n] for n in range(1, count + 1))
+        except KeyError:
+            raise RowError(f"its long {field} is incomplete in the parts tab (id {part_id})") from None
+
+
+def cell_text(value: Any) -> str:
+    """A cell read with UNFORMATTED_VALUE as text: numbers a reviewer typed come back as such."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
+def normalize_status(value: Any) -> tuple[str, bool]:
+    """A status cell -> (status, recognised). Lenient on case and spacing."""
+    text = cell_text(value).strip().lower()
+    if not text:
+        return "", True
+    if text.startswith("approv"):
+        return "approved", True
+    if text.startswith("reject"):
+        return "rejected", True
+    return "", False
+
+
+def decode_row(row: Sequence[Any], layout: Layout, parts: PartsIndex) -> Entry:
+    """Rebuild the entry a main-tab row holds.
+
+    Raises:
+        RowError: the row is garbage (empty or malformed key, unreadable meta, incomplete
+            parts); the message says what is wrong. Callers skip such rows.
+    """
+    cols = layout.columns
+
+    def cell(name: str) -> Any:
+        i = cols[name]
+        return row[i] if i < len(row) else ""
+
+    key = cell_text(cell("key")).strip()
+    if not _KEY.fullmatch(key):
+        raise RowError("its key is empty" if not key else f"its key {key[:20]!r} is not 64 hex")
+    meta_text = cell_text(cell("meta"))
+    try:
+        meta = orjson.loads(meta_text)
+    except orjson.JSONDecodeError:
+        raise RowError("its meta cell is not JSON") from None
+    if not isinstance(meta, dict):
+        raise RowError("its meta cell is not a JSON object")
+    version = meta.get("v")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise RowError(f"its meta has format version {version!r}; this sheetcache reads 1")
+    value = cell_text(cell("response"))
+    note = cell_text(cell("note"))
+    prompt: Any = cell_text(cell("prompt"))
+    key_parts = meta.get("key_parts", {})
+    split = meta.get("parts")
+    try:
+        if split is not None:
+            if not isinstance(split, dict) or not isinstance(split.get("id"), str):
+                raise RowError("its meta 'parts' is malformed")
+            part_id = split["id"]
+            if split.get("response"):
+                value += parts.join(part_id, "response", int(split["response"]))
+            if split.get("note"):
+                note += parts.join(part_id, "note", int(split["note"]))
+            if split.get("prompt"):
+                meta["prompt"] = orjson.loads(parts.join(part_id, "prompt", int(split["prompt"])))
+            if split.get("key_parts"):
+                key_parts = orjson.loads(parts.join(part_id, "key_parts", int(split["key_parts"])))
+        if "prompt" in meta:
+            prompt = meta["prompt"]
+        expires = meta.get("expires_at")
+        expires_at = parse_time(expires) if expires is not None else None
+        duration = meta.get("duration")
+        if duration is not None and not isinstance(duration, (int, float)):
+            raise RowError("its meta 'duration' is not a number")
+        value_type = meta.get("value_type", "str")
+        namespace = meta.get("namespace", "default")
+        if not isinstance(value_type, str) or not isinstance(namespace, str):
+            raise RowError("its meta 'value_type' or 'namespace' is not text")
+        if not isinstance(key_parts, dict):
+            raise RowError("its meta 'key_parts' is not an object")
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, RowError):
+            raise
+        raise RowError(f"its meta is malformed ({exc})") from None
+    status, _known = normalize_status(cell("status"))
+    try:
+        created_at = parse_time(cell("created")) or 0.0
+    except ValueError:
+        created_at = 0.0  # display column edited: the entry is still good
+    try:
+        last_hit_at = parse_time(cell("last hit"))
+    except ValueError:
+        last_hit_at = None
+    hits_cell = cell("hits")
+    try:
+        hits = int(float(str(hits_cell).replace(",", ""))) if hits_cell != "" else 0
+    except ValueError:
+        hits = 0
+    return Entry(
+        key, value, value_type, namespace, prompt, key_parts, created_at, expires_at, hits,
+        last_hit_at, None if duration is None else float(duration), status, note,
+    )  # fmt: skip
+
+
+def winner_rank(entry: Entry, row: int) -> tuple[int, float, int]:
+    """Sort key of duplicate rows of one key; the largest wins (see docs/sheets.md).
+
+    A row a reviewer judged wins (approved before rejected), then the newest ``created``,
+    then the lowest (earliest) row, so every process picks the same row.
+    """
+    status_rank = {"approved": 2, "rejected": 1}.get(entry.status, 0)
+    return status_rank, entry.created_at, -row

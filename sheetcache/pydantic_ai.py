@@ -1,0 +1,720 @@
+"""pydantic-ai integration: a response cache for any pydantic-ai model, streaming included.
+
+Two ways in, the same behaviour::
+
+    from pydantic_ai import Agent
+    from sheetcache import Cache
+    from sheetcache.pydantic_ai import CacheCapability, CachedModel
+
+    cache = Cache("sheets://ID/llm-cache")
+    agent = Agent(CachedModel("openai:gpt-4o", cache), system_prompt="...")
+    agent = Agent("openai:gpt-4o", capabilities=[CacheCapability(cache)], system_prompt="...")
+
+Each model request is one cache entry. Its key (see :func:`request_key`) holds what changes
+the answer and nothing that changes from run to run:
+
+- in: the wrapped model's ``system`` and ``model_name``; every message (system prompts,
+  instructions, user prompts with binary content by sha256, earlier responses' parts, tool
+  calls and returns, retry prompts); the model settings (temperature, max_tokens, seed, ...);
+  the request parameters (function and output tools with their schemas, output mode and
+  object schema, whether text output is allowed, native tools, instruction parts).
+- out: timestamps, ``run_id``, ``conversation_id``, message ``metadata`` (never sent to the
+  model), an earlier response's usage, provider ids and details, ids of response parts,
+  tool definitions' ``metadata`` and ``timeout`` (not sent), and the transport settings
+  ``timeout``, ``request_timeout`` and ``max_retries``. Tool call ids are renamed by position
+  (``call_1``, ``call_2``, ... in order of first appearance), because FunctionModel, OpenAI and
+  most providers make up new random ones on every run. ``extra_headers`` enter as a digest, so
+  a header holding a secret never reaches the sheet.
+
+What is stored: complete responses only. Exceptions are never cached; by default neither are
+responses with no parts, or whose ``finish_reason`` is ``length`` (truncated),
+``content_filter`` (a refusal) or ``error``. ``cache_errors=True`` stores those too. Responses
+that are not ``complete`` (a stream stopped early, a suspended background or batch job) are
+never stored, and continuation requests (history ending in a model response) bypass the cache.
+
+A hit returns the stored response with its parts, finish reason, model name and provider
+fields unchanged, its ``usage`` zeroed, so ``result.usage()`` counts no tokens (and no cost)
+for it (``requests`` still counts the step), and ``metadata["sheetcache"]`` recording the hit
+and the usage it saved. :attr:`CachedModel.stats` sums tokens and, where genai-prices knows the
+model, dollars saved.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import logging
+import threading
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import KW_ONLY, dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from sheetcache._cache import Cache
+from sheetcache._codec import register_codec
+from sheetcache._errors import ConfigError, MissingDependencyError, UnsupportedValueError
+
+try:
+    from pydantic import TypeAdapter
+    from pydantic_ai import RunContext
+    from pydantic_ai.capabilities import AbstractCapability
+    from pydantic_ai.messages import (
+        ModelMessage,
+        ModelMessagesTypeAdapter,
+        ModelResponse,
+        TextPart,
+        ToolCallPart,
+    )
+    from pydantic_ai.models import (
+        CompletedStreamedResponse,
+        KnownModelName,
+        Model,
+        ModelRequestParameters,
+        StreamedResponse,
+    )
+    from pydantic_ai.models.wrapper import WrapperModel
+    from pydantic_ai.settings import ModelSettings, merge_model_settings
+    from pydantic_ai.usage import RequestUsage
+    from pydantic_core import to_jsonable_python
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependencyError(
+        f"sheetcache.pydantic_ai needs pydantic-ai ({exc}): pip install 'sheetcache[pydantic-ai]'"
+    ) from exc
+
+__all__ = ["CacheCapability", "CachedModel", "ModelCacheStats", "request_key"]
+
+log = logging.getLogger("sheetcache")
+
+#: Part of every key this module makes (key part ``integration``): bump it when
+#: :func:`request_key` changes, so old entries become misses rather than wrong hits.
+KEY_FORMAT = "pydantic-ai/1"
+
+# -- the key -------------------------------------------------------------------------------
+
+# Settings that change how the request travels, never what the model answers.
+_TRANSPORT_SETTINGS = frozenset({"timeout", "request_timeout", "max_retries"})
+_MESSAGE_DROP = frozenset({"timestamp", "run_id", "conversation_id", "metadata"})
+# An earlier response in the history: only what the next request sends back counts.
+_RESPONSE_DROP = _MESSAGE_DROP | {
+    "usage", "provider_url", "provider_details", "provider_response_id", "finish_reason",
+    "workspace_ref", "history_digest", "failed_attempts",
+}  # fmt: skip
+_PART_DROP = frozenset({"timestamp", "metadata"})
+# Provider item ids and opaque details of response parts: new on every fresh call.
+_RESPONSE_PART_DROP = _PART_DROP | {"id", "provider_details"}
+_TOOL_DEF_DROP = frozenset({"metadata", "timeout"})  # documented as not sent to the model
+_SET_FIELDS = ("revealed_tool_names", "introduced_tool_names", "deferred_capability_ids")
+_BINARY_KINDS = frozenset({"binary", "binary-image", "binary-audio"})
+
+_PARAMS_TA: TypeAdapter[ModelRequestParameters] = TypeAdapter(ModelRequestParameters)
+_RESPONSE_TA: TypeAdapter[ModelResponse] = TypeAdapter(ModelResponse)
+
+
+def _sha256(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _prune(obj: dict[str, Any], drop: frozenset[str]) -> dict[str, Any]:
+    # None-valued fields carry no information with a fixed schema; leaving them out keeps the
+    # stored prompt short and the canonical JSON free of the nulls the key checker inspects.
+    return {k: v for k, v in obj.items() if k not in drop and v is not None}
+
+
+def _digest_binary(content: Any) -> Any:
+    """Binary data (base64 in the JSON dump) by digest: the key stays small, the sheet readable."""
+    if isinstance(content, list):
+        return [_digest_binary(item) for item in content]
+    if isinstance(content, dict):
+        if content.get("kind") in _BINARY_KINDS and isinstance(content.get("data"), str):
+            return {**_prune(content, _PART_DROP), "data": _sha256(content["data"])}
+        if content.get("kind") == "text-content":
+            return _prune(content, _PART_DROP)
+    return content
+
+
+class _ToolCallIds:
+    """Renames tool call ids by order of first appearance: random ids, stable keys."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+
+    def __call__(self, part: dict[str, Any]) -> dict[str, Any]:
+        tool_call_id = part.get("tool_call_id")
+        if isinstance(tool_call_id, str):
+            name = self._names.setdefault(tool_call_id, f"call_{len(self._names) + 1}")
+            part = {**part, "tool_call_id": name}
+        return part
+
+
+def _normalise_messages(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
+    dumped = ModelMessagesTypeAdapter.dump_python(
+        list(messages), mode="json", fallback=repr, warnings=False
+    )
+    rename = _ToolCallIds()
+    out: list[dict[str, Any]] = []
+    for message in dumped:
+        response = message.get("kind") == "response"
+        part_drop = _RESPONSE_PART_DROP if response else _PART_DROP
+        parts = []
+        for part in message.get("parts") or []:
+            part = rename(_prune(part, part_drop))
+            if "content" in part:
+                part["content"] = _digest_binary(part["content"])
+            parts.append(part)
+        message = _prune(message, _RESPONSE_DROP if response else _MESSAGE_DROP)
+        message["parts"] = parts
+        out.append(message)
+    return out
+
+
+def _normalise_settings(settings: ModelSettings | None) -> dict[str, Any]:
+    kept = {k: v for k, v in (settings or {}).items() if k not in _TRANSPORT_SETTINGS}
+    if kept.get("extra_headers"):
+        kept["extra_headers"] = _sha256(
+            orjson.dumps(kept["extra_headers"], option=orjson.OPT_SORT_KEYS)
+        )
+    # repr for anything without a JSON form: such a key may never hit again, but never lies.
+    return to_jsonable_python(kept, fallback=repr)  # type: ignore[no-any-return]
+
+
+def _normalise_params(params: ModelRequestParameters) -> dict[str, Any]:
+    data = _prune(
+        _PARAMS_TA.dump_python(params, mode="json", fallback=repr, warnings=False), frozenset()
+    )
+    for name in ("function_tools", "output_tools"):
+        data[name] = [_prune(tool, _TOOL_DEF_DROP) for tool in data.get(name) or []]
+    for name in _SET_FIELDS:  # sets dump in hash order, which changes between processes
+        if isinstance(data.get(name), list):
+            data[name] = sorted(data[name], key=lambda item: orjson.dumps(item))
+    return data
+
+
+def request_key(
+    model: Model,
+    messages: Sequence[ModelMessage],
+    model_settings: ModelSettings | None,
+    model_request_parameters: ModelRequestParameters,
+    *,
+    namespace: str | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The ``(prompt, key_parts)`` a :class:`CachedModel` passes to :meth:`Cache.aget_or_call`.
+
+    ``prompt`` is the normalised messages as JSON dicts (the sheet's prompt column shows the
+    last user prompt of them); ``key_parts`` are ``model``, ``system``, ``settings``
+    (``model``'s own settings merged with ``model_settings``), ``params``, ``integration``
+    and, if given, ``namespace``. Pure: the same request in another run gives the same pair.
+    """
+    parts: dict[str, Any] = {
+        "model": model.model_name,
+        "system": model.system,
+        "settings": _normalise_settings(merge_model_settings(model.settings, model_settings)),
+        "params": _normalise_params(model_request_parameters),
+        "integration": KEY_FORMAT,
+    }
+    if namespace is not None:
+        parts["namespace"] = namespace
+    return _normalise_messages(messages), parts
+
+
+# -- the stored text --------------------------------------------------------------------------
+
+CODEC_NAME = "pydantic-ai-response"
+_TRAILER = (
+    "--- sheetcache: pydantic-ai response v1. Edit the answer above; keep this line and below ---"
+)
+_SEPARATOR = "\n\n" + _TRAILER + "\n"
+_TEXT_SEP = "\n\n"
+
+
+def _is_text_response(response: ModelResponse) -> bool:
+    return not any(isinstance(part, ToolCallPart) for part in response.parts)
+
+
+def _readable_items(response: ModelResponse) -> list[tuple[int, dict[str, Any]]]:
+    """(part index, item) for the parts a reviewer sees in the JSON view of a response."""
+    items: list[tuple[int, dict[str, Any]]] = []
+    for i, part in enumerate(response.parts):
+        if isinstance(part, TextPart):
+            items.append((i, {"text": part.content}))
+        elif isinstance(part, ToolCallPart):
+            try:
+                args: Any = part.args_as_dict(raise_if_invalid=True)
+            except (ValueError, AssertionError):  # not a JSON object: shown as the model wrote it
+                args = part.args
+            items.append((i, {"tool_call": part.tool_name, "args": args}))
+    return items
+
+
+_TAGS: dict[str, Any] = {
+    "$datetime": datetime.fromisoformat,
+    "$date": date.fromisoformat,
+    "$decimal": Decimal,
+    "$bytes": base64.b64decode,
+}
+
+
+def _tag(obj: Any) -> Any:
+    """JSON for a python-mode dump, tagging what JSON has no type for.
+
+    Untyped fields (``provider_details``, ``metadata``) would otherwise come back as strings
+    where the response held a datetime (OpenAI's ``provider_details["timestamp"]``).
+    """
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if isinstance(obj, dict):
+        return {k: _tag(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_tag(v) for v in obj]
+    if isinstance(obj, datetime):
+        return {"$datetime": obj.isoformat()}
+    if isinstance(obj, date):
+        return {"$date": obj.isoformat()}
+    if isinstance(obj, Decimal):
+        return {"$decimal": str(obj)}
+    if isinstance(obj, bytes):
+        return {"$bytes": base64.b64encode(obj).decode("ascii")}
+    return to_jsonable_python(obj, fallback=repr)
+
+
+def _untag(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if len(obj) == 1:
+            ((tag, value),) = obj.items()
+            if tag in _TAGS and isinstance(value, str):
+                return _TAGS[tag](value)
+        return {k: _untag(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_untag(v) for v in obj]
+    return obj
+
+
+def _encode_response(response: ModelResponse) -> str:
+    """Readable answer, a marker line, then one line of JSON that rebuilds the response exactly.
+
+    A text answer is shown as its text, and the JSON leaves the text out (it points at its place
+    in the answer instead), so a reviewer's edit is what a hit serves. A response with tool calls
+    (tools, structured output) is shown as a JSON list of ``{"tool_call", "args"}`` and
+    ``{"text"}`` items, which a reviewer can edit too.
+    """
+    data = _tag(_RESPONSE_TA.dump_python(response, warnings=False))
+    meta: dict[str, Any] = {}
+    if _is_text_response(response):
+        pieces, spans, at = [], [], 0
+        for i, part in enumerate(response.parts):
+            if isinstance(part, TextPart):
+                if pieces:
+                    at += len(_TEXT_SEP)
+                pieces.append(part.content)
+                spans.append([i, at, at + len(part.content)])
+                at += len(part.content)
+                data["parts"][i]["content"] = None
+        body = _TEXT_SEP.join(pieces)
+        meta["text_spans"] = spans
+    else:
+        body = orjson.dumps(
+            [item for _, item in _readable_items(response)], option=orjson.OPT_INDENT_2
+        ).decode()
+    meta["answer_sha256"] = _sha256(body)
+    meta["response"] = data
+    return body + _SEPARATOR + orjson.dumps(meta).decode()
+
+
+def _decode_response(text: str) -> ModelResponse:
+    """Inverse of :func:`_encode_response`; an edited answer replaces the stored one.
+
+    Raises:
+        ValueError: the marker line or the JSON is missing or broken, or an edited JSON answer
+            no longer has the response's shape.
+    """
+    at = text.rfind("\n" + _TRAILER + "\n")
+    if at < 0:
+        raise ValueError("the pydantic-ai response marker line is missing")
+    body = text[:at].removesuffix("\n")
+    meta = orjson.loads(text[at + len(_TRAILER) + 2 :])
+    data = _untag(meta["response"])
+    edited = _sha256(body) != meta.get("answer_sha256")
+    spans = meta.get("text_spans")
+    if spans is not None:
+        for i, start, end in spans:
+            data["parts"][i]["content"] = "" if edited else body[start:end]
+        response = _RESPONSE_TA.validate_python(data)
+        if edited:
+            response = _with_text(response, [i for i, _, _ in spans], body)
+    else:
+        response = _RESPONSE_TA.validate_python(data)
+        if edited:
+            response = _with_items(response, body)
+    if edited:
+        response.metadata = {**(response.metadata or {}), "sheetcache": {"edited": True}}
+    return response
+
+
+def _with_text(response: ModelResponse, text_indexes: list[int], text: str) -> ModelResponse:
+    """The response with its text parts replaced by one part holding ``text``."""
+    parts = list(response.parts)
+    first = text_indexes[0] if text_indexes else len(parts)
+    for i in reversed(text_indexes):
+        del parts[i]
+    if text:
+        parts.insert(first, TextPart(text))
+    return replace(response, parts=parts)
+
+
+def _with_items(response: ModelResponse, body: str) -> ModelResponse:
+    edited = orjson.loads(body)
+    items = _readable_items(response)
+    if not isinstance(edited, list) or len(edited) != len(items):
+        raise ValueError(f"the edited answer must stay a JSON list of {len(items)} items")
+    parts = list(response.parts)
+    for (i, old), new in zip(items, edited, strict=True):
+        if not isinstance(new, dict) or new.keys() != old.keys():
+            raise ValueError(f"edited item {new!r} must keep the keys {sorted(old)}")
+        part = parts[i]
+        if isinstance(part, TextPart):
+            parts[i] = replace(part, content=str(new["text"]))
+        elif isinstance(part, ToolCallPart):
+            if new["tool_call"] != part.tool_name:
+                raise ValueError(f"an edit cannot rename tool call {part.tool_name!r}")
+            parts[i] = replace(part, args=new["args"])
+    return replace(response, parts=parts)
+
+
+register_codec(CODEC_NAME, ModelResponse, _encode_response, _decode_response)
+
+
+# -- the model ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelCacheStats:
+    """What a :class:`CachedModel` (or a :class:`CacheCapability`) saved since it was made."""
+
+    hits: int = 0
+    """Model requests answered from the cache (including concurrent twins of a miss)."""
+    misses: int = 0
+    """Model requests sent to the wrapped model."""
+    not_stored: int = 0
+    """Misses whose response was not stored: refusals, truncations, empty responses, streams
+    not read to the end, or responses the codec could not write."""
+    tokens_saved: int = 0
+    """Input plus output tokens of the stored responses served by hits."""
+    dollars_saved: Decimal = Decimal(0)
+    """Their price per genai-prices, at the time each was first answered. Hits on models it
+    does not price add nothing, so this is a lower bound."""
+
+    @property
+    def hit_rate(self) -> float:
+        """hits / (hits + misses), 0.0 before any request."""
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+class _Counters:
+    """Thread-safe running totals behind :class:`ModelCacheStats`, shareable between models."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stats = ModelCacheStats()
+
+    def add(self, **deltas: Any) -> None:
+        with self._lock:
+            self._stats = replace(
+                self._stats, **{k: getattr(self._stats, k) + v for k, v in deltas.items()}
+            )
+
+    def snapshot(self) -> ModelCacheStats:
+        return self._stats
+
+
+class _NotStored(Exception):
+    """Carries a response out of ``Cache.aget_or_call`` without it being stored."""
+
+    def __init__(self, response: ModelResponse) -> None:
+        super().__init__("response not cached")
+        self.response = response
+
+
+class _StreamMiss(Exception):
+    """Raised instead of calling the model: a streamed miss streams outside the cache."""
+
+
+_NOT_STORED_REASONS = frozenset({"length", "content_filter", "error"})
+
+
+def _price(response: ModelResponse) -> Decimal | None:
+    if response.usage.cost is not None:
+        return response.usage.cost
+    if not response.model_name:
+        return None
+    try:
+        return response.cost().total_price
+    except (LookupError, ValueError):  # a model or usage genai-prices cannot price
+        return None
+
+
+@dataclass(init=False)
+class CachedModel(WrapperModel):
+    """A pydantic-ai model that answers repeated requests from a :class:`~sheetcache.Cache`.
+
+    Args:
+        wrapped: the model to cache, or a model name such as ``"openai:gpt-4o"``.
+        cache: where answers live.
+        namespace: ``None`` to use the cache's namespace only; else a namespace of this
+            model's own, added to the key as the key part ``namespace`` (entries stay in the
+            cache's namespace, so ``sheetcache ls`` lists them with the others).
+        cache_errors: also store refusals (``content_filter``), truncated (``length``),
+            ``error`` and empty responses. Exceptions are never stored.
+
+    Example:
+        >>> from pydantic_ai import Agent
+        >>> from pydantic_ai.models.test import TestModel
+        >>> from sheetcache import Cache
+        >>> model = CachedModel(TestModel(), Cache("memory://"))
+        >>> agent = Agent(model)
+        >>> agent.run_sync("What is 2+2?").output == agent.run_sync("What is 2+2?").output
+        True
+        >>> model.stats.hits, model.stats.misses
+        (1, 1)
+    """
+
+    cache: Cache
+    """Where answers live."""
+    namespace: str | None
+    """This model's namespace within the cache, or None for the cache's own."""
+    cache_errors: bool
+    """Whether refusals, truncations, ``error`` and empty responses are stored too."""
+
+    def __init__(
+        self,
+        wrapped: Model | KnownModelName | str,
+        cache: Cache,
+        *,
+        namespace: str | None = None,
+        cache_errors: bool = False,
+    ) -> None:
+        if not isinstance(cache, Cache):
+            raise ConfigError(f"cache must be a sheetcache.Cache, not {type(cache).__qualname__}")
+        if namespace is not None and (not isinstance(namespace, str) or not namespace):
+            raise ConfigError(f"namespace must be a non-empty str or None, not {namespace!r}")
+        super().__init__(wrapped)  # type: ignore[arg-type]
+        self.cache = cache
+        self.namespace = namespace
+        self.cache_errors = cache_errors
+        self._counters = _Counters()
+
+    @property
+    def stats(self) -> ModelCacheStats:
+        """Hits, misses, tokens and dollars saved since this model was made."""
+        return self._counters.snapshot()
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        key = self._key(messages, model_settings, model_request_parameters)
+        if key is None:
+            return await self.wrapped.request(messages, model_settings, model_request_parameters)
+        prompt, key_parts = key
+        called = False
+
+        async def call(_prompt: Any) -> ModelResponse:
+            nonlocal called
+            called = True
+            response = await self.wrapped.request(
+                messages, model_settings, model_request_parameters
+            )
+            if not self._storable(response):
+                raise _NotStored(response)
+            return response
+
+        try:
+            response = await self.cache.aget_or_call(prompt, call, **key_parts)
+        except _NotStored as exc:  # also reaches concurrent twins: they share the answer
+            if called:
+                self._counters.add(misses=1, not_stored=1)
+                return exc.response
+            return self._served(exc.response)
+        except UnsupportedValueError as exc:  # the codec could not write it: never lose an answer
+            log.warning("sheetcache: could not store a %s response (%s)", self.model_name, exc)
+            if called:
+                self._counters.add(misses=1, not_stored=1)
+                return exc.value  # type: ignore[no-any-return]
+            return self._served(exc.value)
+        if called:
+            self._counters.add(misses=1)
+            return response
+        return self._served(response)
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse]:
+        key = self._key(messages, model_settings, model_request_parameters)
+        if key is not None:
+            prompt, key_parts = key
+
+            async def lookup_only(_prompt: Any) -> ModelResponse:
+                # A miss streams live below, so the user sees tokens as they come; concurrent
+                # identical streams therefore each call the model (no single-flight here).
+                raise _StreamMiss
+
+            try:
+                stored: ModelResponse | None = await self.cache.aget_or_call(
+                    prompt, lookup_only, **key_parts
+                )
+            except _StreamMiss:
+                stored = None
+            except _NotStored as exc:  # a concurrent request's answer, shared but not stored
+                stored = exc.response
+            except UnsupportedValueError as exc:
+                stored = exc.value
+            if stored is not None:
+                yield CompletedStreamedResponse(
+                    self._served(stored),
+                    model_request_parameters=model_request_parameters,
+                    replay_events=True,
+                )
+                return
+            self._counters.add(misses=1)
+        stored_it = False
+        try:
+            async with self.wrapped.request_stream(
+                messages, model_settings, model_request_parameters, run_context
+            ) as stream:
+                yield stream
+            # Reached only if the consumer left without an error; `get()` says whether the
+            # stream was read to its end ('complete') or abandoned ('incomplete', ...).
+            if key is not None:
+                stored_it = self._store_streamed(key, stream.get())
+        finally:
+            if key is not None and not stored_it:
+                self._counters.add(not_stored=1)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _key(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+        """The request's key, or None to bypass the cache (a continuation, or no key)."""
+        if messages and isinstance(messages[-1], ModelResponse):
+            # Continuing a suspended response (background job, batch, pause_turn): each poll
+            # must reach the provider.
+            return None
+        try:
+            return request_key(
+                self.wrapped, messages, model_settings, model_request_parameters,
+                namespace=self.namespace,
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - the cache never breaks the caller
+            log.warning(
+                "sheetcache: cannot key a %s request (%s); calling uncached", self.model_name, exc
+            )
+            return None
+
+    def _store_streamed(
+        self, key: tuple[list[dict[str, Any]], dict[str, Any]], response: ModelResponse
+    ) -> bool:
+        if not self._storable(response):
+            return False
+        prompt, key_parts = key
+        try:
+            self.cache.set(prompt, response, **key_parts)
+        except Exception as exc:  # noqa: BLE001 - the user already has the answer
+            log.warning("sheetcache: could not store a %s response (%s)", self.model_name, exc)
+            return False
+        return True
+
+    def _storable(self, response: ModelResponse) -> bool:
+        if response.state != "complete":
+            return False
+        if self.cache_errors:
+            return True
+        return bool(response.parts) and response.finish_reason not in _NOT_STORED_REASONS
+
+    def _served(self, stored: ModelResponse) -> ModelResponse:
+        """A hit: the stored response as a fresh object that costs this run nothing."""
+        saved = stored.usage
+        tokens = saved.input_tokens + saved.output_tokens
+        price = _price(stored)
+        self._counters.add(hits=1, tokens_saved=tokens, dollars_saved=price or Decimal(0))
+        response = copy.deepcopy(stored)
+        marker = {**(response.metadata or {}).get("sheetcache", {}), "hit": True}
+        marker["saved_usage"] = {
+            "input_tokens": saved.input_tokens,
+            "output_tokens": saved.output_tokens,
+        }
+        if price is not None:
+            marker["saved_usd"] = str(price)
+        return replace(
+            response,
+            usage=RequestUsage(),
+            run_id=None,
+            conversation_id=None,
+            metadata={**(response.metadata or {}), "sheetcache": marker},
+        )
+
+
+# -- the capability -------------------------------------------------------------------------
+
+
+@dataclass
+class CacheCapability(AbstractCapability[Any]):
+    """Cache an agent's model requests: ``Agent(model, capabilities=[CacheCapability(cache)])``.
+
+    Wraps whichever model serves each request (the agent's, a run's ``model=``, one a hook
+    picked) in a :class:`CachedModel` sharing this capability's :attr:`stats`. List it first
+    among capabilities that wrap models, so it sits outside them (batching, for one).
+    """
+
+    cache: Cache
+    """Where answers live."""
+
+    _: KW_ONLY
+
+    namespace: str | None = None
+    """A namespace within the cache, or None for the cache's own (see :class:`CachedModel`)."""
+
+    cache_errors: bool = False
+    """Also store refusals, truncations, ``error`` and empty responses."""
+
+    _counters: _Counters = field(default_factory=_Counters, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cache, Cache):
+            raise ConfigError(
+                f"cache must be a sheetcache.Cache, not {type(self.cache).__qualname__}"
+            )
+
+    @property
+    def stats(self) -> ModelCacheStats:
+        """Hits, misses, tokens and dollars saved over every request this capability wrapped."""
+        return self._counters.snapshot()
+
+    @classmethod
+    def get_serialization_name(cls) -> str | None:
+        return None  # a live Cache cannot come from an agent spec
+
+    def get_wrapper_model(self, model: Model) -> Model | None:
+        if isinstance(model, CachedModel):  # cached already, by this capability or by hand
+            return None
+        wrapper = CachedModel(
+            model, self.cache, namespace=self.namespace, cache_errors=self.cache_errors
+        )
+        wrapper._counters = self._counters
+        return wrapper
