@@ -1,0 +1,9 @@
+# Sourced by the other scripts: make .venv (once) and install sheetcache with the extras "$1".
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+# Quiet, but show errors; re-running is fast when everything is installed already.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$1]"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# One command from a fresh clone: install everything the tests need, then run the whole suite.
+# Extra arguments go to pytest (e.g. -k sqlite, -x).
+source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" dev
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "installing redis-server (the Redis tests run a real one)..."
+    SUDO=""
+    if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+exec .venv/bin/python -m pytest "$@"
