@@ -160,17 +160,23 @@ def main() -> None:
         return timed(n, one)
 
     mem_miss = Cache("memory://", l1_size=n + 10)
-    mem_miss_med, _ = record("sheetcache miss overhead, memory:// (no outbox)", miss_samples(mem_miss, 10 * n))
+    mem_miss_med, _ = record(
+        "sheetcache miss overhead, memory:// (no outbox)", miss_samples(mem_miss, 10 * n)
+    )
 
     sq = Cache(f"sqlite:///{tmp}/cache.db", l1_size=n + 10)
     started = time.perf_counter()
-    sq_miss_med, _ = record("sheetcache miss overhead, sqlite:// (durable)", miss_samples(sq, 20 * n))
+    sq_miss_med, _ = record(
+        "sheetcache miss overhead, sqlite:// (durable)", miss_samples(sq, 20 * n)
+    )
     sq_stores_per_s = n / (time.perf_counter() - started)
 
     from switchable_bench import OutboxedSQLite  # noqa: PLC0415 - a network-like store
 
     ob = Cache(OutboxedSQLite(tmp / "remote.db"), outbox=tmp / "outbox.db", l1_size=n + 10)
-    ob_miss_med, _ = record("sheetcache miss overhead, outbox (network backends)", miss_samples(ob, 30 * n))
+    ob_miss_med, _ = record(
+        "sheetcache miss overhead, outbox (network backends)", miss_samples(ob, 30 * n)
+    )
     ob.flush()
 
     raw = sqlite3.connect(tmp / "raw.db", isolation_level=None)
@@ -192,7 +198,9 @@ def main() -> None:
 
         def lc_store(i: int) -> float:
             p = make_prompt(50 * n + i)
-            return clocked(lambda: lc_sqlite.update(json.dumps(p), json.dumps(SETTINGS, sort_keys=True), gen))
+            return clocked(
+                lambda: lc_sqlite.update(json.dumps(p), json.dumps(SETTINGS, sort_keys=True), gen)
+            )
 
         record("LangChain SQLiteCache store", timed(lc_n, lc_store))
 
@@ -216,25 +224,35 @@ def main() -> None:
 
         def lc_sqlite_hit(i: int) -> float:
             p = make_prompt(50 * n + i)
-            return clocked(lambda: lc_sqlite.lookup(json.dumps(p), json.dumps(SETTINGS, sort_keys=True)))
+            return clocked(
+                lambda: lc_sqlite.lookup(json.dumps(p), json.dumps(SETTINGS, sort_keys=True))
+            )
 
         record("LangChain SQLiteCache hit", timed(min(n, 1000), lc_sqlite_hit))
 
     # -- report -----------------------------------------------------------------------
     width = max(len(r[0]) for r in rows)
-    print(f"\n{n} distinct ~{len(json.dumps(make_prompt(0)))}-byte prompts, full key, Python {sys.version.split()[0]}")
+    print(
+        f"\n{n} distinct ~{len(json.dumps(make_prompt(0)))}-byte prompts, full key, Python {sys.version.split()[0]}"
+    )
     print(f"{'measurement'.ljust(width)}  {'median µs':>10}  {'p99 µs':>10}")
     for name, med, p99 in rows:
         print(f"{name.ljust(width)}  {med:10.2f}  {p99:10.2f}")
     print()
     print(f"hit vs naive PromptCache:                {hit_med / naive_med:.2f}x")
     if lc_med:
-        print(f"hit vs LangChain InMemoryCache:          {hit_med / lc_med:.2f}x   (target <= 0.8x)")
+        print(
+            f"hit vs LangChain InMemoryCache:          {hit_med / lc_med:.2f}x   (target <= 0.8x)"
+        )
     print(f"hit median:                              {hit_med:.2f} µs   (target <= 1.5 µs)")
-    print(f"sqlite miss vs raw insert+commit:        {sq_miss_med / raw_ins_med:.2f}x   (target <= 1.5x)")
+    print(
+        f"sqlite miss vs raw insert+commit:        {sq_miss_med / raw_ins_med:.2f}x   (target <= 1.5x)"
+    )
     print(f"outbox miss vs raw insert+commit:        {ob_miss_med / raw_ins_med:.2f}x")
     print(f"memory:// miss overhead:                 {mem_miss_med:.2f} µs   (target <= 5 µs)")
-    print(f"sqlite L1-cold hit vs raw select:        {cold_med / raw_sel_med:.2f}x   (target <= 1.3x)")
+    print(
+        f"sqlite L1-cold hit vs raw select:        {cold_med / raw_sel_med:.2f}x   (target <= 1.3x)"
+    )
     print(f"durable stores/s through get_or_call:    {sq_stores_per_s:,.0f}")
     for c in (mem, mem_miss, sq, ob, cold):
         c.close()

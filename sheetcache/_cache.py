@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -21,7 +22,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -130,7 +131,9 @@ def _seconds(ttl: float | timedelta | None, what: str = "ttl") -> float | None:
         return None
     seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise ConfigError(f"{what} must be a positive number of seconds, a timedelta or None, not {ttl!r}")
+        raise ConfigError(
+            f"{what} must be a positive number of seconds, a timedelta or None, not {ttl!r}"
+        )
     return float(seconds)
 
 
@@ -175,7 +178,9 @@ class Cache:
         self.namespace = namespace
         self.ttl = _seconds(ttl)
         self.lock_timeout = lock_timeout
-        self.backend: Backend = url if isinstance(url, Backend) else backend_from_url(url or default_url())
+        self.backend: Backend = (
+            url if isinstance(url, Backend) else backend_from_url(url or default_url())
+        )
         self.url = self.backend.url
         # xxh3 of the lookup bytes -> (lookup bytes, key, expires_at, value or _DECODE,
         # value_type, text, duration, bytes hold "null"). The bytes rule out hash collisions.
@@ -369,7 +374,10 @@ class Cache:
                 @functools.wraps(func)
                 async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                     return await self.aget_or_call(
-                        prompt_of(args, kwargs), lambda _p: func(*args, **kwargs), ttl=ttl, **key_parts
+                        prompt_of(args, kwargs),
+                        lambda _p: func(*args, **kwargs),
+                        ttl=ttl,
+                        **key_parts,
                     )
 
                 return async_wrapper
@@ -476,7 +484,7 @@ class Cache:
         if expires_at is not None and expires_at <= now:
             self._l1.pop(h, None)
             return _MISS
-        try:
+        try:  # noqa: SIM105 - cheaper than contextlib.suppress on the hit path
             self._l1.move_to_end(h)
         except KeyError:  # evicted by another thread just now; still a valid answer
             pass
@@ -549,7 +557,7 @@ class Cache:
         self._count_hit(key, now, entry.duration)
         return value
 
-    def _forget_keys(self, keys: set[str]) -> None:
+    def _forget_keys(self, keys: Collection[str]) -> None:
         """Drop L1 items whose stored entry changed outside this process."""
         if keys:
             for h in [h for h, item in list(self._l1.items()) if item[1] in keys]:
@@ -670,7 +678,9 @@ class Cache:
             self._count_error(exc)
             return None
 
-    def _make_entry(self, ck: bytes, key: str, value: Any, duration: float | None, ttl: Any) -> Entry:
+    def _make_entry(
+        self, ck: bytes, key: str, value: Any, duration: float | None, ttl: Any
+    ) -> Entry:
         value_type, text = encode_value(value)
         lifetime = self.ttl if ttl is _UNSET else _seconds(ttl)
         now = time.time()
@@ -745,7 +755,5 @@ _open_caches: weakref.WeakSet[Cache] = weakref.WeakSet()
 def _flush_open_caches() -> None:
     """Best effort at interpreter exit: queued answers are durable anyway."""
     for cache in list(_open_caches):
-        try:
+        with contextlib.suppress(Exception):  # exiting: nothing useful left to do
             cache.close(timeout=5.0)
-        except Exception:  # noqa: BLE001, S110 - exiting; nothing useful left to do
-            pass

@@ -54,6 +54,7 @@ def register_codec(
     _encoders[cls] = (name, encode)
     _decoders[name] = decode
 
+
 _IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None)})
 
 

@@ -17,12 +17,14 @@ import pytest
 from sheetcache import Backend, Cache, Entry, make_key
 
 
-def entry(n: int, *, namespace: str = "default", value: str | None = None, **fields: object) -> Entry:
+def entry(
+    n: int, *, namespace: str = "default", value: str | None = None, **fields: object
+) -> Entry:
     prompt = [{"role": "user", "content": f"question {n} — ünïcode ✓"}]
     parts = {"model": "gpt-4o", "temperature": 0.5 + n}
     return Entry(
         key=make_key(prompt, namespace, **parts),
-        value=value if value is not None else f"answer {n}\nsecond line, \"quoted\", =1+1",
+        value=value if value is not None else f'answer {n}\nsecond line, "quoted", =1+1',
         value_type="str",
         namespace=namespace,
         prompt=prompt,
@@ -50,7 +52,11 @@ class BackendContract:
         found = backend.lookup(e.key)
         assert found is not None
         assert (found.value, found.value_type, found.expires_at, found.status, found.duration) == (
-            e.value, "str", 1_900_000_000.0, "approved", 0.25
+            e.value,
+            "str",
+            1_900_000_000.0,
+            "approved",
+            0.25,
         )
         assert backend.lookup("0" * 64) is None
 

@@ -13,7 +13,9 @@ sys.path.insert(0, str(Path(__file__).parent))  # so tests can import backend_co
 
 
 @pytest.fixture(autouse=True)
-def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def _isolated_data_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """Every test gets its own SHEETCACHE_DIR: default caches and outboxes never leak."""
     path = tmp_path_factory.mktemp("sheetcache-home")
     monkeypatch.setenv("SHEETCACHE_DIR", str(path))

@@ -58,7 +58,9 @@ def db(tmp_path: Path) -> str:
 
 
 def test_public_surface_is_pinned() -> None:
-    assert sheetcache.__all__ == sorted(sheetcache.__all__, key=lambda n: (not n.isupper(), n.lower() if n.isupper() else n))
+    assert sheetcache.__all__ == sorted(
+        sheetcache.__all__, key=lambda n: (not n.isupper(), n.lower() if n.isupper() else n)
+    )
     assert set(sheetcache.__all__) == {
         "KEY_FORMAT_VERSION", "Backend", "BackendError", "Cache", "CacheStats", "ConfigError",
         "Entry", "MemoryBackend", "MissingDependencyError", "SQLiteBackend", "SchemaError",
@@ -114,7 +116,13 @@ def test_answers_persist_across_processes(db: str, subprocess_env: dict[str, str
         "with Cache(sys.argv[1]) as c:\n"
         "    print(c.get_or_call('q', lambda p: {'answer': 42, 'from': 'child'}, model='m'))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script, db], env=subprocess_env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", script, db],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     llm = Counter()
     with Cache(db) as cache:
@@ -214,7 +222,9 @@ async def test_async_exception_reaches_waiters_and_is_not_cached(db: str) -> Non
         raise ValueError("bad request")
 
     with Cache(db) as cache:
-        results = await asyncio.gather(*[cache.aget_or_call("p", boom) for _ in range(5)], return_exceptions=True)
+        results = await asyncio.gather(
+            *[cache.aget_or_call("p", boom) for _ in range(5)], return_exceptions=True
+        )
         assert all(isinstance(r, ValueError) for r in results)
         assert cache.backend.count() == 0
 
@@ -257,7 +267,9 @@ def test_fail_open_when_the_store_is_down(tmp_path: Path, caplog: pytest.LogCapt
         assert cache.stats.errors >= 1
         assert cache.stats.pending_writes == 5
         # Logged once per outage with what happens next, not once per call.
-        outage_logs = [r for r in caplog.records if "will retry in the background" in r.getMessage()]
+        outage_logs = [
+            r for r in caplog.records if "will retry in the background" in r.getMessage()
+        ]
         assert len(outage_logs) == 1
         backend.down = False
         assert cache.flush(timeout=30)
@@ -309,7 +321,9 @@ sys.stdin.read()  # wait to be killed
 """
 
 
-def test_answers_survive_kill_9_and_land_on_next_start(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+def test_answers_survive_kill_9_and_land_on_next_start(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
     import signal
     import subprocess
     import sys
@@ -337,7 +351,9 @@ def test_answers_survive_kill_9_and_land_on_next_start(tmp_path: Path, subproces
     store = SQLiteBackend(db)
     try:
         assert store.count() == 50
-        assert {e.value for e in store.iter_entries()} == {f"answer question {i}" for i in range(50)}
+        assert {e.value for e in store.iter_entries()} == {
+            f"answer question {i}" for i in range(50)
+        }
     finally:
         store.close()
 
@@ -394,7 +410,9 @@ def test_refresh_and_store_flags(db: str) -> None:
         assert cache.get_or_call("other", lambda p: "second", store=False) == "second"
         assert cache.backend.count() == 1
         assert cache.get("other") is None
-        assert cache.get_or_call("q", lambda p: "unused", store=False) == "new"  # store=False still looks up
+        assert (
+            cache.get_or_call("q", lambda p: "unused", store=False) == "new"
+        )  # store=False still looks up
 
 
 def test_ttl_expires_entries(db: str) -> None:

@@ -84,7 +84,9 @@ def test_export_to_stdout_is_jsonl(url: str) -> None:
 
 def test_import_reports_bad_lines_without_loading_them(tmp_path: Path, url: str) -> None:
     path = tmp_path / "bad.jsonl"
-    good = next(line for line in invoke("export", "--url", url).splitlines() if line.startswith("{"))
+    good = next(
+        line for line in invoke("export", "--url", url).splitlines() if line.startswith("{")
+    )
     path.write_text(good + "\nnot json\n" + '{"key": "short", "value": "x"}\n')
     target = f"sqlite:///{tmp_path}/t.db"
     result = runner.invoke(app, ["import", str(path), "--url", target])

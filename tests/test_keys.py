@@ -15,7 +15,12 @@ MESSAGES = [
     {"role": "system", "content": "Be terse."},
     {"role": "user", "content": "What is 2+2?"},
 ]
-BASE = dict(model="gpt-4o", temperature=0.2, max_tokens=256, tools=[{"name": "calc", "parameters": {"type": "object"}}])
+BASE = dict(
+    model="gpt-4o",
+    temperature=0.2,
+    max_tokens=256,
+    tools=[{"name": "calc", "parameters": {"type": "object"}}],
+)
 
 
 class Answer(BaseModel):

@@ -79,7 +79,9 @@ def path_from_url(url: str) -> Path:
     """``sqlite:///abs/x.db`` is absolute, ``sqlite://x.db`` relative to the working dir."""
     rest = url.split("://", 1)[1].split("?", 1)[0]
     if not rest or rest == "/":
-        raise ConfigError(f"{url!r} names no file: use sqlite:///absolute/path.db or sqlite://relative.db")
+        raise ConfigError(
+            f"{url!r} names no file: use sqlite:///absolute/path.db or sqlite://relative.db"
+        )
     return Path(os.path.expanduser(rest))
 
 
@@ -207,7 +209,9 @@ class SQLiteBackend(Backend):
         where = "key > ?" + ("" if namespace is None else " AND namespace = ?")
         while True:
             params: tuple[Any, ...] = (last,) if namespace is None else (last, namespace)
-            rows = conn.execute(f"{_SELECT} WHERE {where} ORDER BY key LIMIT 1000", params).fetchall()
+            rows = conn.execute(
+                f"{_SELECT} WHERE {where} ORDER BY key LIMIT 1000", params
+            ).fetchall()
             if not rows:
                 return
             for row in rows:
@@ -218,9 +222,11 @@ class SQLiteBackend(Backend):
         if namespace is None:
             row = self._conn().execute("SELECT COUNT(*) FROM entries").fetchone()
         else:
-            row = self._conn().execute(
-                "SELECT COUNT(*) FROM entries WHERE namespace = ?", (namespace,)
-            ).fetchone()
+            row = (
+                self._conn()
+                .execute("SELECT COUNT(*) FROM entries WHERE namespace = ?", (namespace,))
+                .fetchone()
+            )
         return int(row[0])
 
     def record_hits(self, hits: Mapping[str, tuple[int, float]]) -> None:

@@ -31,7 +31,12 @@ err = Console(stderr=True)
 
 UrlOption = Annotated[
     str | None,
-    typer.Option("--url", "-u", help="Cache URL. Default: $SHEETCACHE_URL, else SQLite in the user cache dir.", show_default=False),
+    typer.Option(
+        "--url",
+        "-u",
+        help="Cache URL. Default: $SHEETCACHE_URL, else SQLite in the user cache dir.",
+        show_default=False,
+    ),
 ]
 NamespaceOption = Annotated[
     str | None, typer.Option("--namespace", "-n", help="Only this namespace.", show_default=False)
@@ -145,7 +150,13 @@ def run_demo(cache: Cache, *, latency: float, out: Console) -> list[dict[str, An
     for column in ("run", "wall time", "hits", "misses", "LLM calls saved"):
         table.add_column(column, justify="right")
     for r in runs:
-        table.add_row(str(r["run"]), f"{r['wall_seconds']:.3f} s", str(r["hits"]), str(r["misses"]), str(r["calls_saved"]))
+        table.add_row(
+            str(r["run"]),
+            f"{r['wall_seconds']:.3f} s",
+            str(r["hits"]),
+            str(r["misses"]),
+            str(r["calls_saved"]),
+        )
     out.print(table)
     return runs
 
@@ -154,8 +165,20 @@ def run_demo(cache: Cache, *, latency: float, out: Console) -> list[dict[str, An
 def demo(
     url: UrlOption = None,
     latency: Annotated[float, typer.Option(help="Seconds each simulated LLM call takes.")] = 0.2,
-    agent: Annotated[bool, typer.Option("--agent/--no-agent", help="Also run a pydantic-evals dataset through a cached pydantic-ai Agent.")] = True,
-    sheets_emulator: Annotated[bool, typer.Option("--sheets-emulator", help="Run against the bundled Google Sheets emulator and show the rows a reviewer sees.")] = False,
+    agent: Annotated[
+        bool,
+        typer.Option(
+            "--agent/--no-agent",
+            help="Also run a pydantic-evals dataset through a cached pydantic-ai Agent.",
+        ),
+    ] = True,
+    sheets_emulator: Annotated[
+        bool,
+        typer.Option(
+            "--sheets-emulator",
+            help="Run against the bundled Google Sheets emulator and show the rows a reviewer sees.",
+        ),
+    ] = False,
 ) -> None:
     """Run an eval-style suite twice against a SIMULATED slow LLM: the second run is all hits."""
     if sheets_emulator:
@@ -208,7 +231,9 @@ def stats(url: UrlOption = None, namespace: NamespaceOption = None) -> None:
             namespaces[e.namespace] = namespaces.get(e.namespace, 0) + 1
         table = Table(title=f"sheetcache: {cache.url}", show_header=False)
         table.add_row("entries", str(count))
-        table.add_row("namespaces", ", ".join(f"{n} ({c})" for n, c in sorted(namespaces.items())) or "-")
+        table.add_row(
+            "namespaces", ", ".join(f"{n} ({c})" for n, c in sorted(namespaces.items())) or "-"
+        )
         table.add_row("hits recorded", str(hits))
         table.add_row("LLM time saved", f"{saved:.1f} s")
         table.add_row("reviewed (approved or rejected)", str(reviewed))
@@ -225,8 +250,13 @@ def list_entries(
 ) -> None:
     """List cached entries, newest first."""
     with open_cache(url) as cache:
-        newest: list[Entry] = sorted(cache.entries(namespace), key=lambda e: e.created_at, reverse=True)
-        table = Table(title=f"{len(newest)} entries in {cache.url}" + (f" (showing {limit})" if len(newest) > limit else ""))
+        newest: list[Entry] = sorted(
+            cache.entries(namespace), key=lambda e: e.created_at, reverse=True
+        )
+        table = Table(
+            title=f"{len(newest)} entries in {cache.url}"
+            + (f" (showing {limit})" if len(newest) > limit else "")
+        )
         for column in ("key", "created (UTC)", "model", "prompt", "response", "hits", "status"):
             table.add_column(column, overflow="fold" if column == "key" else "ellipsis")
         for e in newest[:limit]:
@@ -246,17 +276,24 @@ def _find(cache: Cache, key: str) -> Entry:
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            err.print(f"[red]error:[/red] {len(matches)} keys start with {key!r}; give more characters")
+            err.print(
+                f"[red]error:[/red] {len(matches)} keys start with {key!r}; give more characters"
+            )
             raise typer.Exit(1)
     else:
-        err.print("[red]error:[/red] give the key, or at least its first 6 characters (see `sheetcache ls`)")
+        err.print(
+            "[red]error:[/red] give the key, or at least its first 6 characters (see `sheetcache ls`)"
+        )
         raise typer.Exit(2)
     err.print(f"[red]error:[/red] no entry with key {key!r} in {cache.url}")
     raise typer.Exit(1)
 
 
 @app.command()
-def show(key: Annotated[str, typer.Argument(help="A key or its first 6+ characters.")], url: UrlOption = None) -> None:
+def show(
+    key: Annotated[str, typer.Argument(help="A key or its first 6+ characters.")],
+    url: UrlOption = None,
+) -> None:
     """Show one entry in full."""
     with open_cache(url) as cache:
         e = _find(cache, key)
@@ -266,7 +303,12 @@ def show(key: Annotated[str, typer.Argument(help="A key or its first 6+ characte
         table.add_row("expires (UTC)", _when(e.expires_at) or "never")
         table.add_row("model", model_of(e.key_parts))
         table.add_row("key parts", orjson.dumps(e.key_parts, option=orjson.OPT_INDENT_2).decode())
-        table.add_row("prompt", e.prompt if isinstance(e.prompt, str) else orjson.dumps(e.prompt, option=orjson.OPT_INDENT_2).decode())
+        table.add_row(
+            "prompt",
+            e.prompt
+            if isinstance(e.prompt, str)
+            else orjson.dumps(e.prompt, option=orjson.OPT_INDENT_2).decode(),
+        )
         table.add_row("response", e.value)
         table.add_row("value type", e.value_type)
         table.add_row("hits", f"{e.hits} (last {_when(e.last_hit_at) or 'never'})")
@@ -291,7 +333,12 @@ def _progress() -> Progress:
 
 def _csv_row(e: Entry) -> list[Any]:
     data = e.to_dict()
-    return [orjson.dumps(data[f]).decode() if f in _JSON_FIELDS else ("" if data[f] is None else data[f]) for f in _ENTRY_FIELDS]
+    return [
+        orjson.dumps(data[f]).decode()
+        if f in _JSON_FIELDS
+        else ("" if data[f] is None else data[f])
+        for f in _ENTRY_FIELDS
+    ]
 
 
 def _entry_from_csv(row: dict[str, str]) -> Entry:
@@ -315,8 +362,15 @@ def _entry_from_csv(row: dict[str, str]) -> Entry:
 @app.command()
 def export(
     url: UrlOption = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="jsonl keeps every field exactly; csv opens in a spreadsheet.")] = Format.jsonl,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    format: Annotated[
+        Format,
+        typer.Option(
+            "--format", "-f", help="jsonl keeps every field exactly; csv opens in a spreadsheet."
+        ),
+    ] = Format.jsonl,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
     namespace: NamespaceOption = None,
 ) -> None:
     """Write every entry to JSONL or CSV, streaming (the cache is never loaded whole)."""
@@ -366,21 +420,25 @@ def _read_entries(path: Path, fmt: Format, bad: list[str]) -> Iterator[Entry]:
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A file written by `sheetcache export`.")],
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="A file written by `sheetcache export`."),
+    ],
     url: UrlOption = None,
-    format: Annotated[Format | None, typer.Option("--format", "-f", help="Default: from the file extension.")] = None,
+    format: Annotated[
+        Format | None, typer.Option("--format", "-f", help="Default: from the file extension.")
+    ] = None,
 ) -> None:
     """Load entries from a JSONL or CSV export (upserts by key). Bad lines are reported, not loaded."""
     fmt = format or (Format.csv if file.suffix.lower() == ".csv" else Format.jsonl)
     bad: list[str] = []
     loaded = 0
-    with open_cache(url) as cache:
-        with _progress() as progress:
-            task = progress.add_task("importing", total=None)
-            for batch in chunks(_read_entries(file, fmt, bad), 500):
-                cache.backend.put_many(batch)
-                loaded += len(batch)
-                progress.advance(task, len(batch))
+    with open_cache(url) as cache, _progress() as progress:
+        task = progress.add_task("importing", total=None)
+        for batch in chunks(_read_entries(file, fmt, bad), 500):
+            cache.backend.put_many(batch)
+            loaded += len(batch)
+            progress.advance(task, len(batch))
     for problem in bad[:20]:
         err.print(f"[yellow]skipped[/yellow] {problem}")
     console.print(f"imported {loaded} entries into {cache.url}; {len(bad)} lines skipped")
@@ -393,7 +451,12 @@ def import_(
 
 @app.command()
 def prune(
-    older_than: Annotated[str | None, typer.Option("--older-than", help="Also delete entries created before this age: 30d, 12h, 90m.")] = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than", help="Also delete entries created before this age: 30d, 12h, 90m."
+        ),
+    ] = None,
     url: UrlOption = None,
 ) -> None:
     """Delete expired entries, and with --older-than those older than that."""
