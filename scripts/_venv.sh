@@ -6,4 +6,6 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 # Quiet, but show errors; re-running is fast when everything is installed already.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$1]"
+# (The grep drops pip's notes about this machine's unreachable mirror folders.)
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$1]" 2>&1 \
+    | { grep -v "^WARNING: Location '.*' is ignored" || true; }

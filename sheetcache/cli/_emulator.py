@@ -1,0 +1,1 @@
+"""``sheetcache emulator``: serve the bundled Google Sheets API emulator."""
