@@ -114,15 +114,11 @@ def run_agent_demo(cache: Cache, *, console: Console, latency: float = 0.05) -> 
         ) from exc
     runs, model_name = _run(_evaluate_twice(cache, latency))
 
-    table = Table(title=f"pydantic-ai agent, {runs[0]['cases']} eval cases, evaluated twice")
-    for column in (
-        "run",
-        "wall time (simulated)",
-        "model calls",
-        "cache hits",
-        "tokens saved",
-        "passed",
-    ):
+    table = Table(
+        title=f"pydantic-ai Agent, {runs[0]['cases']} pydantic-evals cases, evaluated twice "
+        "(simulated model)"
+    )
+    for column in ("run", "wall time", "model calls", "cache hits", "tokens saved", "passed"):
         table.add_column(column, justify="right")
     for r in runs:
         table.add_row(
@@ -135,8 +131,9 @@ def run_agent_demo(cache: Cache, *, console: Console, latency: float = 0.05) -> 
         )
     console.print(table)
     console.print(
-        f"Model: FunctionModel {model_name!r} with {latency * 1000:.0f} ms simulated latency "
-        "per call (no network); tokens are pydantic-ai's estimate."
+        f"Simulated model: FunctionModel {model_name!r}, {latency * 1000:.0f} ms of simulated "
+        "latency per call, no network; wall times are of this simulation, tokens are "
+        "pydantic-ai's estimate."
     )
     return {"model": model_name, "latency": latency, "simulated": True, "runs": runs}
 

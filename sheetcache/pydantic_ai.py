@@ -33,7 +33,7 @@ that are not ``complete`` (a stream stopped early, a suspended background or bat
 never stored, and continuation requests (history ending in a model response) bypass the cache.
 
 A hit returns the stored response with its parts, finish reason, model name and provider
-fields unchanged, its ``usage`` zeroed, so ``result.usage()`` counts no tokens (and no cost)
+fields unchanged, its ``usage`` zeroed, so ``result.usage`` counts no tokens (and no cost)
 for it (``requests`` still counts the step), and ``metadata["sheetcache"]`` recording the hit
 and the usage it saved. :attr:`CachedModel.stats` sums tokens and, where genai-prices knows the
 model, dollars saved.
@@ -49,7 +49,7 @@ import threading
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import KW_ONLY, dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -108,8 +108,13 @@ _PART_DROP = frozenset({"timestamp", "metadata"})
 # Provider item ids and opaque details of response parts: new on every fresh call.
 _RESPONSE_PART_DROP = _PART_DROP | {"id", "provider_details"}
 _TOOL_DEF_DROP = frozenset({"metadata", "timeout"})  # documented as not sent to the model
+_PARAM_LISTS = {
+    "function_tools": _TOOL_DEF_DROP,
+    "output_tools": _TOOL_DEF_DROP,
+    "native_tools": frozenset(),
+    "instruction_parts": frozenset(),
+}
 _SET_FIELDS = ("revealed_tool_names", "introduced_tool_names", "deferred_capability_ids")
-_BINARY_KINDS = frozenset({"binary", "binary-image", "binary-audio"})
 
 _PARAMS_TA: TypeAdapter[ModelRequestParameters] = TypeAdapter(ModelRequestParameters)
 _RESPONSE_TA: TypeAdapter[ModelResponse] = TypeAdapter(ModelResponse)
@@ -132,7 +137,7 @@ def _digest_binary(content: Any) -> Any:
     if isinstance(content, list):
         return [_digest_binary(item) for item in content]
     if isinstance(content, dict):
-        if content.get("kind") in _BINARY_KINDS and isinstance(content.get("data"), str):
+        if content.get("kind") == "binary" and isinstance(content.get("data"), str):
             return {**_prune(content, _PART_DROP), "data": _sha256(content["data"])}
         if content.get("kind") == "text-content":
             return _prune(content, _PART_DROP)
@@ -185,11 +190,13 @@ def _normalise_settings(settings: ModelSettings | None) -> dict[str, Any]:
 
 
 def _normalise_params(params: ModelRequestParameters) -> dict[str, Any]:
-    data = _prune(
-        _PARAMS_TA.dump_python(params, mode="json", fallback=repr, warnings=False), frozenset()
-    )
-    for name in ("function_tools", "output_tools"):
-        data[name] = [_prune(tool, _TOOL_DEF_DROP) for tool in data.get(name) or []]
+    data = _PARAMS_TA.dump_python(params, mode="json", fallback=repr, warnings=False)
+    data = _prune(data, frozenset())
+    for name, drop in _PARAM_LISTS.items():
+        if isinstance(data.get(name), list):
+            data[name] = [_prune(i, drop) if isinstance(i, dict) else i for i in data[name]]
+    if isinstance(data.get("output_object"), dict):
+        data["output_object"] = _prune(data["output_object"], frozenset())
     for name in _SET_FIELDS:  # sets dump in hash order, which changes between processes
         if isinstance(data.get(name), list):
             data[name] = sorted(data[name], key=lambda item: orjson.dumps(item))
@@ -306,7 +313,9 @@ def _encode_response(response: ModelResponse) -> str:
     data = _tag(_RESPONSE_TA.dump_python(response, warnings=False))
     meta: dict[str, Any] = {}
     if _is_text_response(response):
-        pieces, spans, at = [], [], 0
+        pieces: list[str] = []
+        spans: list[list[int]] = []
+        at = 0
         for i, part in enumerate(response.parts):
             if isinstance(part, TextPart):
                 if pieces:
@@ -464,7 +473,8 @@ class CachedModel(WrapperModel):
     """A pydantic-ai model that answers repeated requests from a :class:`~sheetcache.Cache`.
 
     Args:
-        wrapped: the model to cache, or a model name such as ``"openai:gpt-4o"``.
+        model: the model to cache, or a model name such as ``"openai:gpt-4o"``; it becomes
+            :attr:`wrapped`.
         cache: where answers live.
         namespace: ``None`` to use the cache's namespace only; else a namespace of this
             model's own, added to the key as the key part ``namespace`` (entries stay in the
@@ -493,7 +503,7 @@ class CachedModel(WrapperModel):
 
     def __init__(
         self,
-        wrapped: Model | KnownModelName | str,
+        model: Model | KnownModelName | str,
         cache: Cache,
         *,
         namespace: str | None = None,
@@ -503,7 +513,7 @@ class CachedModel(WrapperModel):
             raise ConfigError(f"cache must be a sheetcache.Cache, not {type(cache).__qualname__}")
         if namespace is not None and (not isinstance(namespace, str) or not namespace):
             raise ConfigError(f"namespace must be a non-empty str or None, not {namespace!r}")
-        super().__init__(wrapped)  # type: ignore[arg-type]
+        super().__init__(model)  # type: ignore[arg-type]
         self.cache = cache
         self.namespace = namespace
         self.cache_errors = cache_errors
@@ -661,9 +671,12 @@ class CachedModel(WrapperModel):
         }
         if price is not None:
             marker["saved_usd"] = str(price)
+        marker["answered_at"] = stored.timestamp.isoformat()
+        # Received now, in this run: the agent stamps its run id on it like on any response.
         return replace(
             response,
             usage=RequestUsage(),
+            timestamp=datetime.now(timezone.utc),
             run_id=None,
             conversation_id=None,
             metadata={**(response.metadata or {}), "sheetcache": marker},
