@@ -33,7 +33,7 @@ import xxhash
 
 from sheetcache._codec import decode_value, encode_value, is_immutable
 from sheetcache._errors import ConfigError
-from sheetcache._keys import canonical_bytes, lookup_bytes
+from sheetcache._keys import canonical_bytes, has_non_finite, lookup_bytes
 from sheetcache._outbox import Flusher, Outbox
 from sheetcache._urls import backend_from_url, default_url, outbox_path
 from sheetcache.backends.base import Backend, Entry
@@ -78,7 +78,16 @@ class _Flight:
     acquire and release it. Much cheaper to create than a threading.Event on every miss.
     """
 
-    __slots__ = ("_gate", "finished", "value", "error", "duration", "_async_waiters", "_lock")
+    __slots__ = (
+        "_gate",
+        "finished",
+        "value",
+        "error",
+        "duration",
+        "stored",
+        "_async_waiters",
+        "_lock",
+    )
 
     def __init__(self) -> None:
         self._gate = threading.Lock()
@@ -87,6 +96,7 @@ class _Flight:
         self.value: Any = None
         self.error: BaseException | None = None
         self.duration = 0.0
+        self.stored: tuple[str, str] | None = None  # (value_type, text) once encoded
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._lock = threading.Lock()
 
@@ -297,7 +307,9 @@ class Cache:
             value = await acall_fn(prompt)
             flight.duration = time.perf_counter() - started
             if store:
-                await self._store_async(lk, ck, key, value, flight.duration, ttl, locked)
+                flight.stored = await self._store_async(
+                    lk, ck, key, value, flight.duration, ttl, locked
+                )
             flight.finish(value)
             return value  # type: ignore[no-any-return]
         except BaseException as exc:
@@ -478,7 +490,9 @@ class Cache:
         exact, key, expires_at, value, value_type, text, duration, has_null = item
         if exact != lk:  # a 64-bit hash collision: never answer a different question
             return _MISS
-        if has_null:  # the stored bytes hold a null, so this lookup's may be a NaN in disguise
+        # The bytes hold a null, so this lookup's may be a NaN in disguise: let the
+        # canonical form (which raises on NaN) judge whenever the cheap walk can't rule it out.
+        if has_null and (has_non_finite(prompt) or has_non_finite(key_parts)):
             canonical_bytes(prompt, self.namespace, key_parts)
         now = time.time()
         if expires_at is not None and expires_at <= now:
@@ -583,20 +597,20 @@ class Cache:
             except Exception as exc:  # noqa: BLE001 - the lock expires on its own
                 self._count_error(exc)
 
-    def _followed(self, flight: _Flight) -> None:
+    def _followed(self, flight: _Flight, value: Any) -> Any:
         with self._lock:
             self._hits += 1
             self._saved += flight.duration
+        if flight.stored is not None and not is_immutable(value):
+            # Each follower gets its own copy, as a hit would: no caller can alias another's.
+            return decode_value(*flight.stored)
+        return value
 
     def _wait(self, flight: _Flight) -> Any:
-        value = flight.wait()
-        self._followed(flight)
-        return value
+        return self._followed(flight, flight.wait())
 
     async def _follow(self, flight: _Flight) -> Any:
-        value = await flight.await_result()
-        self._followed(flight)
-        return value
+        return self._followed(flight, await flight.await_result())
 
     def _call(
         self, lk: bytes, ck: bytes, key: str, prompt: Any, key_parts: dict[str, Any],
@@ -623,7 +637,7 @@ class Cache:
             value = call_fn(prompt)
             flight.duration = time.perf_counter() - started
             if store:
-                self._store(lk, ck, key, value, flight.duration, ttl, direct=locked)
+                flight.stored = self._store(lk, ck, key, value, flight.duration, ttl, direct=locked)
             flight.finish(value)
             return value
         except BaseException as exc:
@@ -693,21 +707,24 @@ class Cache:
     def _store(
         self, lk: bytes, ck: bytes, key: str, value: Any, duration: float | None, ttl: Any,
         *, direct: bool,
-    ) -> None:  # fmt: skip
+    ) -> tuple[str, str]:  # fmt: skip
+        """Encode, fill L1, write durably; return (value_type, text)."""
         entry = self._make_entry(ck, key, value, duration, ttl)
         self._l1_put(lk, entry, value)
         self._write(entry, direct)
+        return entry.value_type, entry.value
 
     async def _store_async(
         self, lk: bytes, ck: bytes, key: str, value: Any, duration: float | None, ttl: Any,
         direct: bool,
-    ) -> None:  # fmt: skip
+    ) -> tuple[str, str]:  # fmt: skip
         entry = self._make_entry(ck, key, value, duration, ttl)
         self._l1_put(lk, entry, value)
         if direct and not self.backend.local:
             await asyncio.to_thread(self._write, entry, True)
         else:
             self._write(entry, False)
+        return entry.value_type, entry.value
 
     def _write(self, entry: Entry, direct: bool) -> None:
         """Durable local write: the backend if it is local (or we hold its lock), else the

@@ -35,6 +35,9 @@ _classes: dict[str, type] = {}
 
 _adapters: dict[type, Any] = {}
 
+# Integrations' codecs, imported on first decode: value type -> module that registers it.
+_CODEC_MODULES = {"pydantic-ai-response": "sheetcache.pydantic_ai"}
+
 # Registered formats: exact type -> (name, encode), name -> decode.
 _encoders: dict[type, tuple[str, Callable[[Any], str]]] = {}
 _decoders: dict[str, Callable[[str], Any]] = {}
@@ -140,6 +143,10 @@ def decode_value(value_type: str, text: str) -> Any:
     if value_type == "bytes":
         return base64.b64decode(text.encode("ascii"), validate=True)
     decode = _decoders.get(value_type)
+    if decode is None and value_type in _CODEC_MODULES:
+        # A process that never imported the integration can still serve its entries.
+        importlib.import_module(_CODEC_MODULES[value_type])
+        decode = _decoders.get(value_type)
     if decode is not None:
         return decode(text)
     kind, _, name = value_type.partition(":")

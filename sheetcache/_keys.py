@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["KEY_FORMAT_VERSION", "canonical_bytes", "make_key", "lookup_bytes"]
+__all__ = ["KEY_FORMAT_VERSION", "canonical_bytes", "has_non_finite", "lookup_bytes", "make_key"]
 
 #: Part of every key; bump it when the canonical form changes.
 KEY_FORMAT_VERSION = 1
@@ -92,6 +92,23 @@ def _check(obj: Any, where: str) -> None:
                 "keys), a dataclass or a pydantic model"
             ) from None
         _check(converted, where)
+
+
+def has_non_finite(obj: Any) -> bool:
+    """True if a NaN or an infinity may hide in ``obj`` (exact for dicts, lists, scalars).
+
+    The cheap check for an L1 hit whose bytes hold ``null`` (orjson writes NaN as null);
+    other types were already vetted by the canonical form when the entry was stored.
+    """
+    if type(obj) is float:
+        return not math.isfinite(obj)
+    if type(obj) is dict:
+        return any(has_non_finite(v) for v in obj.values())
+    if type(obj) is list or type(obj) is tuple:
+        return any(has_non_finite(v) for v in obj)
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return False
+    return True  # a model, dataclass or subclass: "maybe", and canonical_bytes decides
 
 
 def canonical_bytes(prompt: Any, namespace: str, key_parts: Mapping[str, Any]) -> bytes:

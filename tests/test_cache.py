@@ -579,3 +579,26 @@ def test_get_set_delete_and_key(db: str) -> None:
         assert stored.key_parts == {"model": "m"} and stored.namespace == "ns"
         assert cache.delete([{"role": "user", "content": "hi"}], model="m")
         assert cache.get([{"role": "user", "content": "hi"}], model="m") is None
+
+
+def test_waiters_on_one_miss_get_their_own_copies(db: str) -> None:
+    gate = threading.Event()
+    llm = Counter({"items": [1]}, gate)
+    results: list[dict[str, list[int]]] = []
+    with Cache(db) as cache:
+        threads = [
+            threading.Thread(target=lambda: results.append(cache.get_or_call("p", llm)))
+            for _ in range(5)
+        ]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while llm.calls == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        gate.set()
+        for t in threads:
+            t.join(30)
+        for r in results:
+            r["items"].append(99)  # every caller mutates its answer
+        assert all(r == {"items": [1, 99]} for r in results)
+        assert cache.get_or_call("p", llm) == {"items": [1]}
