@@ -117,3 +117,14 @@ def test_bad_url_is_one_clear_line() -> None:
     result = runner.invoke(app, ["stats", "--url", "nosuch://x"])
     assert result.exit_code == 2
     assert "unknown cache URL" in flat(result.output) and "Traceback" not in result.output
+
+
+def test_demo_on_the_sheets_emulator_shows_the_reviewer_rows() -> None:
+    pytest.importorskip("gspread")
+    out = flat(invoke("demo", "--sheets-emulator", "--latency", "0", "--no-agent"))
+    assert "Google Sheet served by the bundled emulator" in out
+    assert "What a reviewer sees: 24 rows" in out
+    assert "What is the capital" in out and "Paris" in out
+    # 24 misses went out as batched appends, not one request each.
+    writes = int(out.split(" of them writes")[0].rsplit(" ", 1)[1])
+    assert writes <= 4
