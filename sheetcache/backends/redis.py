@@ -7,9 +7,11 @@ Key layout (``P`` is the prefix, ``sheetcache`` unless the URL says ``?prefix=..
 ``P:v1:entry:<key>``           hash, one per entry: ``value``, ``value_type``, ``namespace``,
                                ``prompt`` and ``key_parts`` (JSON), ``created_at``,
                                ``expires_at``, ``hits``, ``last_hit_at``, ``duration``,
-                               ``status``, ``note``. A None field is absent. Floats are written
-                               with ``repr`` so they read back exactly. Redis' own expiry
-                               (``PEXPIREAT``) drops it at ``expires_at``.
+                               ``status``, ``note``, and ``serve``: JSON ``[value_type,
+                               expires_at, status, duration]``, what a hit needs besides the
+                               value, so a hit reads two fields. A None field is absent.
+                               Floats are written with ``repr`` so they read back exactly.
+                               Redis' own expiry (``PEXPIREAT``) drops it at ``expires_at``.
 ``P:v1:index:<namespace>``     sorted set of the namespace's keys, all scored 0, so
                                ``ZRANGEBYLEX`` pages through it in key order for
                                :meth:`~RedisBackend.iter_entries` (stable under concurrent
@@ -21,20 +23,21 @@ Key layout (``P`` is the prefix, ``sheetcache`` unless the URL says ``?prefix=..
 ``P:v1:lock:<key>``            the cross-process single-flight lock: a random token, ``PX``.
 =============================  ===========================================================
 
-Writes, deletes and hit counts are small Lua scripts, one per entry, sent in pipelines: each
-keeps the hash and its index entries consistent atomically without ``MULTI``. Only commands
-of Redis <= 6.0 are used. Scripts touch keys they compute from the prefix, so this store is
+Writes, deletes and hit counts are small Lua scripts (one call per 50 entries written, per
+entry deleted, per 200 hit counts), sent in pipelines of up to 500 entries: each keeps a hash and its index entries consistent
+atomically without ``MULTI``. Only commands of Redis <= 6.0 are used. Scripts touch keys they compute from the prefix, so this store is
 for a single Redis (or a primary with replicas, or Sentinel), not Redis Cluster.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
@@ -52,27 +55,37 @@ __all__ = ["FORMAT_VERSION", "RedisBackend"]
 FORMAT_VERSION = 1
 
 _BATCH = 500
+# Keys per hit-count script and entries (or value bytes) per write script: bounds how long
+# one call blocks Redis (about a millisecond of its time).
+_HITS_BATCH = 200
+_PUT_GROUP = 50
+_PUT_GROUP_BYTES = 1 << 20
 
-# The hit path reads only what serving needs (as SQLiteBackend.lookup skips the prompt).
-_LOOKUP_FIELDS = ("value", "value_type", "expires_at", "status", "duration")
 
-# KEYS: entry, index, expiry, namespaces
-# ARGV: key, namespace, index base, expiry base, expire-at ms or "", field, value, ...
+# KEYS: namespaces; ARGV: entry base, index base, expiry base,
+#       JSON [[key, namespace, expire-at ms or "", [field, value, ...]], ...]
+# A group of entries travels as one JSON argument (all strings, so nothing is lost to Lua's
+# numbers): packing arguments in redis-py, not Redis, is most of a batch's cost.
 _PUT = """
-local old = redis.call('HGET', KEYS[1], 'namespace')
-if old and old ~= ARGV[2] then
-  redis.call('ZREM', ARGV[3] .. old, ARGV[1])
-  redis.call('ZREM', ARGV[4] .. old, ARGV[1])
-end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-redis.call('SADD', KEYS[4], ARGV[2])
-if ARGV[5] ~= '' then
-  redis.call('PEXPIREAT', KEYS[1], ARGV[5])
-  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
-else
-  redis.call('ZREM', KEYS[3], ARGV[1])
+local eb, ib, xb = ARGV[1], ARGV[2], ARGV[3]
+for _, e in ipairs(cjson.decode(ARGV[4])) do
+  local key, ns, exp = e[1], e[2], e[3]
+  local ek = eb .. key
+  local old = redis.call('HGET', ek, 'namespace')
+  if old and old ~= ns then
+    redis.call('ZREM', ib .. old, key)
+    redis.call('ZREM', xb .. old, key)
+  end
+  redis.call('DEL', ek)
+  redis.call('HSET', ek, unpack(e[4]))
+  redis.call('ZADD', ib .. ns, 0, key)
+  redis.call('SADD', KEYS[1], ns)
+  if exp ~= '' then
+    redis.call('PEXPIREAT', ek, exp)
+    redis.call('ZADD', xb .. ns, exp, key)
+  else
+    redis.call('ZREM', xb .. ns, key)
+  end
 end
 return 1
 """
@@ -87,13 +100,18 @@ redis.call('ZREM', ARGV[3] .. ns, ARGV[1])
 return 1
 """
 
-# KEYS: entry; ARGV: n, at. A missing entry is skipped, never created as a hits-only hash.
+# KEYS: entries; ARGV: n1, at1, n2, at2, ... A missing entry is skipped, never created as a
+# hits-only hash. One call per _HITS_BATCH keys: a few microseconds of server time per key.
 _HITS = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'hits', ARGV[1])
-local last = redis.call('HGET', KEYS[1], 'last_hit_at')
-if not last or tonumber(last) < tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'last_hit_at', ARGV[2])
+for i, k in ipairs(KEYS) do
+  if redis.call('EXISTS', k) == 1 then
+    local at = ARGV[2 * i]
+    redis.call('HINCRBY', k, 'hits', ARGV[2 * i - 1])
+    local last = redis.call('HGET', k, 'last_hit_at')
+    if not last or tonumber(last) < tonumber(at) then
+      redis.call('HSET', k, 'last_hit_at', at)
+    end
+  end
 end
 return 1
 """
@@ -204,14 +222,17 @@ def _entry_from_hash(key: str, h: Mapping[bytes, bytes]) -> Entry | None:
     )  # fmt: skip
 
 
-def _fields(e: Entry) -> list[Any]:
-    fields: list[Any] = [
+def _fields(e: Entry) -> list[str]:
+    """The entry's hash fields, all as text: ``[field, value, ...]``."""
+    fields = [
         "value", e.value, "value_type", e.value_type, "namespace", e.namespace,
-        "key_parts", orjson.dumps(e.key_parts or {}), "created_at", _f(e.created_at),
-        "hits", int(e.hits), "status", e.status, "note", e.note,
+        "key_parts", orjson.dumps(e.key_parts or {}).decode(), "created_at", _f(e.created_at),
+        "hits", str(int(e.hits)), "status", e.status, "note", e.note,
+        # What a hit needs besides the value, in one field: lookup() reads two, not five.
+        "serve", orjson.dumps([e.value_type, e.expires_at, e.status, e.duration]).decode(),
     ]  # fmt: skip
     if e.prompt is not None:
-        fields += ["prompt", orjson.dumps(e.prompt)]
+        fields += ["prompt", orjson.dumps(e.prompt).decode()]
     if e.expires_at is not None:
         fields += ["expires_at", _f(e.expires_at)]
     if e.last_hit_at is not None:
@@ -263,7 +284,9 @@ class RedisBackend(Backend):
     lookup_is_local = False
     flush_interval = 0.2
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "sheetcache", url: str | None = None) -> None:
+    def __init__(
+        self, client: redis.Redis, *, prefix: str = "sheetcache", url: str | None = None
+    ) -> None:
         kwargs = client.get_connection_kwargs()
         if kwargs.get("decode_responses"):
             raise ConfigError("RedisBackend needs a client with decode_responses=False")
@@ -297,6 +320,15 @@ class RedisBackend(Backend):
         self._lock = client.register_script(_LOCK)
         self._unlock = client.register_script(_UNLOCK)
         self._tokens: dict[str, str] = {}  # key -> our lock token
+        # The lean hit path needs a plain pool (redis-py >= 5.3 API) and no pinned connection.
+        pool = client.connection_pool
+        takes = inspect.signature(pool.get_connection).parameters.get("command_name")
+        lean = (
+            isinstance(pool, redis.ConnectionPool)
+            and getattr(client, "connection", None) is None
+            and (takes is None or takes.default is not inspect.Parameter.empty)
+        )
+        self._pool: redis.ConnectionPool | None = pool if lean else None
         self._tokens_lock = threading.Lock()
 
     @classmethod
@@ -326,7 +358,8 @@ class RedisBackend(Backend):
     def _namespace_list(self, namespace: str | None) -> list[str]:
         if namespace is not None:
             return [namespace]
-        return sorted(m.decode() for m in self._client().smembers(self._namespaces))
+        members = cast("set[bytes]", self._client().smembers(self._namespaces))
+        return sorted(m.decode() for m in members)
 
     def _client(self) -> redis.Redis:
         if self._closed:
@@ -342,7 +375,7 @@ class RedisBackend(Backend):
             pipe = client.pipeline(transaction=False)
             for key in batch:
                 pipe.hgetall(self._entry_base + key)
-            for key, h in zip(batch, pipe.execute()):
+            for key, h in zip(batch, pipe.execute(), strict=True):
                 if h:
                     entry = _entry_from_hash(key, h)
                     if entry is not None:
@@ -352,17 +385,44 @@ class RedisBackend(Backend):
     def lookup(self, key: str) -> Entry | None:
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
-        value, value_type, expires_at, status, duration = self._redis.hmget(
-            self._entry_base + key, _LOOKUP_FIELDS
-        )
+        # Two fields, one round trip: the answer and the small header a hit needs.
+        value, serve = self._hot_command("HMGET", self._entry_base + key, "value", "serve")
         if value is None:
             return None
-        return Entry(
-            key, value.decode(), value_type.decode() if value_type else "str",
-            expires_at=None if expires_at is None else float(expires_at),
-            status=status.decode() if status else "",
-            duration=None if duration is None else float(duration),
-        )  # fmt: skip
+        if serve is None:  # written without the header (by hand): read it all
+            return self.get_many([key]).get(key)
+        value_type, expires_at, status, duration = orjson.loads(serve)
+        return Entry(key, value.decode(), value_type, "default", None, {}, 0.0, expires_at, 0, None, duration, status)  # fmt: skip
+
+    def _hot_command(self, *args: Any) -> Any:
+        """One command on a pooled connection, without redis-py's per-command wrapping.
+
+        On the hit path, redis-py's wrapping (retry closure, metrics recording, response
+        callbacks) measured as much as the difference between a hit and a plain GET
+        (benchmarks/bench_redis.py). This keeps what matters of it: a connection the server
+        closed (a restart) is retried once on a fresh one; a timeout or any other error
+        drops the connection, so a half-read reply is never pooled. Health checks still run
+        (they live in ``send_command``). A client with a pinned connection, or an older
+        redis-py, takes the ordinary path.
+        """
+        if self._pool is None:
+            return self._redis.execute_command(*args)
+        try:
+            return self._send_once(self._pool, args)
+        except redis.ConnectionError:  # e.g. a pooled connection the server closed
+            return self._send_once(self._pool, args)
+
+    @staticmethod
+    def _send_once(pool: redis.ConnectionPool, args: tuple[Any, ...]) -> Any:
+        conn = pool.get_connection()
+        try:
+            conn.send_command(*args)
+            return conn.read_response()
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
 
     def iter_entries(self, namespace: str | None = None) -> Iterator[Entry]:
         client = self._client()
@@ -371,14 +431,14 @@ class RedisBackend(Backend):
             start = b"-"
             while True:
                 # Keyset paging (like SQLite's "key > last"): nothing is held between pages.
-                page = client.zrangebylex(index, start, b"+", 0, _BATCH)
+                page = cast("list[bytes]", client.zrangebylex(index, start, b"+", 0, _BATCH))
                 if not page:
                     break
                 pipe = client.pipeline(transaction=False)
                 for member in page:
                     pipe.hgetall(self._entry_base + member.decode())
                 missing = []
-                for member, h in zip(page, pipe.execute()):
+                for member, h in zip(page, pipe.execute(), strict=True):
                     entry = _entry_from_hash(member.decode(), h) if h else None
                     if entry is None:
                         missing.append(member)
@@ -407,20 +467,24 @@ class RedisBackend(Backend):
 
     def put_many(self, entries: Sequence[Entry]) -> None:
         client = self._client()
+        bases = [self._entry_base, self._index_base, self._expiry_base]
         for batch in chunks(entries, _BATCH):
             pipe = client.pipeline(transaction=False)
             touched: set[str] = set()
+            group: list[list[Any]] = []
+            size = 0
             for e in batch:
-                ns = e.namespace
-                touched.add(ns)
+                touched.add(e.namespace)
                 expire_ms = "" if e.expires_at is None else str(math.ceil(e.expires_at * 1000))
-                self._put(
-                    keys=[self._entry_base + e.key, self._index_base + ns,
-                          self._expiry_base + ns, self._namespaces],
-                    args=[e.key, ns, self._index_base, self._expiry_base, expire_ms,
-                          *_fields(e)],
-                    client=pipe,
-                )  # fmt: skip
+                group.append([e.key, e.namespace, expire_ms, _fields(e)])
+                size += len(e.value)
+                if len(group) >= _PUT_GROUP or size >= _PUT_GROUP_BYTES:
+                    self._put(
+                        keys=[self._namespaces], args=[*bases, orjson.dumps(group)], client=pipe
+                    )
+                    group, size = [], 0
+            if group:
+                self._put(keys=[self._namespaces], args=[*bases, orjson.dumps(group)], client=pipe)
             # Keep the indexes from growing with entries Redis already expired.
             for ns in touched:
                 self._prune_into(pipe, ns)
@@ -441,11 +505,13 @@ class RedisBackend(Backend):
 
     def record_hits(self, hits: Mapping[str, tuple[int, float]]) -> None:
         client = self._client()
-        for batch in chunks(hits.items(), _BATCH):
-            pipe = client.pipeline(transaction=False)
-            for key, (n, at) in batch:
-                self._hits(keys=[self._entry_base + key], args=[int(n), _f(at)], client=pipe)
-            pipe.execute()
+        pipe = client.pipeline(transaction=False)
+        for batch in chunks(hits.items(), _HITS_BATCH):
+            args: list[Any] = []
+            for _key, (n, at) in batch:
+                args += [int(n), _f(at)]
+            self._hits(keys=[self._entry_base + k for k, _ in batch], args=args, client=pipe)
+        pipe.execute()
 
     def clear(self, namespace: str | None = None) -> int:
         client = self._client()
@@ -454,7 +520,7 @@ class RedisBackend(Backend):
             index, expiry = self._index_base + ns, self._expiry_base + ns
             start = b"-"
             while True:
-                page = client.zrangebylex(index, start, b"+", 0, _BATCH)
+                page = cast("list[bytes]", client.zrangebylex(index, start, b"+", 0, _BATCH))
                 if not page:
                     break
                 pipe = client.pipeline(transaction=False)
