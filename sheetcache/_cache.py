@@ -649,11 +649,9 @@ class Cache:
     def _await_other_process(self, lk: bytes, key: str) -> tuple[bool, Any]:
         """Cross-process single-flight. Returns (we hold the lock, answer found or _MISS)."""
         got = self._try_lock(key)
-        if got is not False:
-            return bool(got), _MISS
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.005
-        while time.monotonic() < deadline:
+        while got is False and time.monotonic() < deadline:
             # Polling, not a sleep for synchronisation: the other process has no way to
             # signal us here; the backoff keeps the polls few.
             time.sleep(delay)
@@ -662,27 +660,28 @@ class Cache:
             if value is not _MISS:
                 return False, value
             got = self._try_lock(key)
-            if got is not False:
-                return bool(got), _MISS
+        if got:
+            # The holder may have stored and unlocked between our last look and our lock.
+            return True, self._lookup(lk, key)
+        if got is None:
+            return False, _MISS
         log.warning("sheetcache: waited %ss for another process to answer %s; calling anyway",
                     self.lock_timeout, key)  # fmt: skip
         return False, _MISS
 
     async def _await_other_process_async(self, lk: bytes, key: str) -> tuple[bool, Any]:
         got = await asyncio.to_thread(self._try_lock, key) if not self.backend.local else None
-        if got is not False:
-            return bool(got), _MISS
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.005
-        while time.monotonic() < deadline:
+        while got is False and time.monotonic() < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
             value = await asyncio.to_thread(self._lookup, lk, key)
             if value is not _MISS:
                 return False, value
             got = await asyncio.to_thread(self._try_lock, key)
-            if got is not False:
-                return bool(got), _MISS
+        if got:
+            return True, await asyncio.to_thread(self._lookup, lk, key)
         return False, _MISS
 
     def _try_lock(self, key: str) -> bool | None:
