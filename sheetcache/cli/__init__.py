@@ -19,6 +19,8 @@ app = typer.Typer(
 # Command modules register themselves on `app`; keep these imports below `app`.
 from sheetcache.cli import _core  # noqa: E402,F401
 from sheetcache.cli import _emulator  # noqa: E402,F401
+from sheetcache.cli import _sheets  # noqa: E402,F401
+from sheetcache.cli import _migrate  # noqa: E402,F401
 
 
 def main() -> None:

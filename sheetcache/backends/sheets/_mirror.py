@@ -13,7 +13,6 @@ import hashlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
@@ -51,6 +50,7 @@ class Mirror:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._written: dict[str, tuple[Entry, int]] | None = None  # None: not read yet
         self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
@@ -68,13 +68,15 @@ class Mirror:
             log.warning("sheetcache: the Sheets mirror %s is unreadable (%s); moved to %s and "
                         "rebuilt from the sheet", self.path, exc, aside)  # fmt: skip
             self.path.replace(aside)
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
         return db
 
     def load(self) -> dict[str, tuple[Entry, int]]:
-        """Every mirrored entry with its row."""
+        """Every mirrored entry with its row; what :meth:`sync` diffs against next."""
         with self._lock:
             rows = self._db.execute("SELECT row, entry FROM entries").fetchall()
         out: dict[str, tuple[Entry, int]] = {}
@@ -84,33 +86,32 @@ class Mirror:
             except ValueError:
                 continue
             out[entry.key] = (entry, row)
+        self._written = dict(out)
         return out
 
-    def replace_all(self, items: Iterable[tuple[Entry, int]]) -> None:
-        """Make the mirror hold exactly ``items`` (after a full read of the sheet)."""
-        rows = [(e.key, row, orjson.dumps(e.to_dict())) for e, row in items]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM entries")
-                self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-
-    def upsert(self, items: Iterable[tuple[Entry, int]]) -> None:
-        rows = [(e.key, row, orjson.dumps(e.to_dict())) for e, row in items]
-        if not rows:
-            return
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+    def sync(self, entries: dict[str, Entry], rows: dict[str, int]) -> int:
+        """Make the mirror hold ``entries`` (at ``rows``), writing only what changed since
+        the last sync; returns the rows written or deleted."""
+        written = self._written if self._written is not None else self.load()
+        upserts = []
+        for key, entry in entries.items():
+            old = written.get(key)
+            row = rows.get(key, 0)
+            if old is None or old[1] != row or (old[0] is not entry and old[0] != entry):
+                upserts.append((key, row, orjson.dumps(entry)))  # orjson reads dataclasses
+        gone = [(key,) for key in written if key not in entries]
+        if upserts or gone:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany("DELETE FROM entries WHERE key = ?", gone)
+                    self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", upserts)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+        self._written = {key: (entry, rows.get(key, 0)) for key, entry in entries.items()}
+        return len(upserts) + len(gone)
 
     def close(self) -> None:
         with self._lock:

@@ -1,8 +1,9 @@
 """What to delete when the spreadsheet nears Google's 10,000,000-cell limit.
 
 A spreadsheet refuses writes past 10,000,000 cells (rows x columns of every worksheet). Before
-an append would cross ``max_cells``, the backend deletes rows, in this order, until the sheet is
-back under 90 % of the limit with room for the append:
+an append would cross ``max_cells``, the backend deletes rows, in this order, until the append
+fits with 1 % of the limit to spare (so pruning runs once per ~10,000 new rows at Google's
+limit, not on every write):
 
 1. duplicate rows (the losers of the duplicate rule: nobody is served from them);
 2. expired entries, soonest-expired first;
@@ -22,10 +23,10 @@ from dataclasses import dataclass
 
 from sheetcache.backends.base import Entry
 
-__all__ = ["LOW_WATER", "Victims", "choose_victims"]
+__all__ = ["SLACK", "Victims", "choose_victims"]
 
-#: Pruning frees space down to this fraction of ``max_cells``, so it runs rarely.
-LOW_WATER = 0.9
+#: Pruning frees this fraction of ``max_cells`` beyond what the append needs.
+SLACK = 0.01
 
 
 @dataclass(slots=True)

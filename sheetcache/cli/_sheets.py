@@ -1,0 +1,94 @@
+"""Google Sheets commands: ``init``, ``doctor``, ``compact``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from sheetcache._errors import SheetcacheError
+from sheetcache._urls import redact_url
+from sheetcache.cli import app
+
+console = Console(highlight=False)
+
+_URL_HELP = "sheets://SPREADSHEET_ID/WORKSHEET (add ?credentials=key.json or ?endpoint=URL)"
+
+
+def _sheets_only(url: str) -> None:
+    if not url.startswith("sheets://"):
+        console.print(f"[red]✗[/red] {escape(redact_url(url))} is not a sheets:// URL: {_URL_HELP}")
+        raise typer.Exit(2)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[red]✗[/red] {escape(str(exc))}")
+    return typer.Exit(1)
+
+
+@app.command("init")
+def init_command(
+    url: Annotated[str, typer.Argument(help=_URL_HELP)],
+    share: Annotated[
+        list[str] | None,
+        typer.Option("--share", help="E-mail to give edit access (repeatable)."),
+    ] = None,
+) -> None:
+    """Create or prepare a worksheet: header, frozen row, widths, wrapping, status dropdown."""
+    _sheets_only(url)
+    try:
+        from sheetcache.backends.sheets import init_worksheet
+
+        done = init_worksheet(url, share=share or [])
+    except (SheetcacheError, ImportError) as exc:
+        raise _fail(exc) from None
+    for line in done:
+        console.print(f"[green]✓[/green] {escape(line)}")
+    console.print(f"Ready: Cache({escape(redact_url(url))!r})")
+
+
+@app.command("doctor")
+def doctor_command(url: Annotated[str, typer.Argument(help=_URL_HELP)]) -> None:
+    """Check credentials, access, worksheet, header, rows, cell and quota headroom."""
+    _sheets_only(url)
+    try:
+        from sheetcache.backends.sheets import doctor
+
+        checks = doctor(url)
+    except (SheetcacheError, ImportError) as exc:
+        raise _fail(exc) from None
+    for check in checks:
+        mark = {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "[yellow]![/yellow]"}[
+            check.ok
+        ]
+        console.print(f"{mark} [bold]{escape(check.name)}[/bold]: {escape(check.detail)}")
+        if check.fix:
+            console.print(f"    → {escape(check.fix)}")
+    if any(check.ok is False for check in checks):
+        raise typer.Exit(1)
+
+
+@app.command("compact")
+def compact_command(
+    url: Annotated[str, typer.Argument(help=_URL_HELP)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would go.")] = False,
+) -> None:
+    """Remove duplicate rows, empty rows inside the table and orphaned long-value parts."""
+    _sheets_only(url)
+    try:
+        from sheetcache.backends.sheets import SheetsBackend
+
+        backend = SheetsBackend.from_url(url)
+        try:
+            report = backend.compact(dry_run=dry_run)
+        finally:
+            backend.close()
+    except (SheetcacheError, ImportError) as exc:
+        raise _fail(exc) from None
+    verb = "would remove" if dry_run else "removed"
+    console.print(
+        f"[green]✓[/green] {verb} {report['duplicates']} duplicate row(s), {report['blank']} "
+        f"empty row(s), {report['orphan_parts']} orphaned part row(s)"
+    )
