@@ -210,6 +210,7 @@ class Cache:
         self._flusher = Flusher(
             self.backend, self._outbox, self._take_hits, self._return_hits, self._count_error,
             interval=self.backend.flush_interval,
+            batch_size=self.backend.flush_batch_size,
         )  # fmt: skip
         self.backend.subscribe(self._forget_keys)
         _open_caches.add(self)
@@ -551,9 +552,10 @@ class Cache:
                 )  # fmt: skip
             self._read_failing = True
             entry = None
-        if entry is None and self._outbox is not None:
+        if (entry is None or entry.status == "rejected") and self._outbox is not None:
+            # Not flushed yet: a fresh answer (perhaps the one replacing a rejected row).
             try:
-                entry = self._outbox.find(key)
+                entry = self._outbox.find(key) or entry
             except Exception as exc:  # noqa: BLE001
                 self._count_error(exc)
         if entry is None or entry.status == "rejected":

@@ -106,9 +106,8 @@ def has_non_finite(obj: Any) -> bool:
         return any(has_non_finite(v) for v in obj.values())
     if type(obj) is list or type(obj) is tuple:
         return any(has_non_finite(v) for v in obj)
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return False
-    return True  # a model, dataclass or subclass: "maybe", and canonical_bytes decides
+    # A model, dataclass or subclass is a "maybe": canonical_bytes then decides.
+    return not (isinstance(obj, (str, int, bool)) or obj is None)
 
 
 def canonical_bytes(prompt: Any, namespace: str, key_parts: Mapping[str, Any]) -> bytes:

@@ -22,6 +22,7 @@ class SwitchableBackend(SQLiteBackend):
         super().__init__(path)
         self.url = f"switchable://{path}"
         self.down = False
+        self.writes_down = False  # reads work, writes fail
         self.down_file = down_file
         self.put_calls = 0
 
@@ -39,11 +40,15 @@ class SwitchableBackend(SQLiteBackend):
 
     def put_many(self, entries: Sequence[Entry]) -> None:
         self._check()
+        if self.writes_down:
+            raise ConnectionError("store refuses writes (test switch)")
         self.put_calls += 1
         super().put_many(entries)
 
     def record_hits(self, hits: Mapping[str, tuple[int, float]]) -> None:
         self._check()
+        if self.writes_down:
+            raise ConnectionError("store refuses writes (test switch)")
         super().record_hits(hits)
 
     def iter_entries(self, namespace: str | None = None) -> Iterator[Entry]:

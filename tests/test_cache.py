@@ -602,3 +602,21 @@ def test_waiters_on_one_miss_get_their_own_copies(db: str) -> None:
             r["items"].append(99)  # every caller mutates its answer
         assert all(r == {"items": [1, 99]} for r in results)
         assert cache.get_or_call("p", llm) == {"items": [1]}
+
+
+def test_a_fresh_answer_queued_over_a_rejected_entry_is_served(tmp_path: Path) -> None:
+    backend = SwitchableBackend(tmp_path / "remote.db")
+    with Cache(backend, outbox=tmp_path / "outbox.db", l1_size=0) as cache:
+        key = cache.set("q", "wrong")
+        assert cache.flush(timeout=30)
+        rejected = backend.get_many([key])[key]
+        rejected.status = "rejected"
+        backend.put_many([rejected])
+        backend.writes_down = True  # the fresh answer stays queued; the store says rejected
+        llm = Counter("fresh")
+        assert cache.get_or_call("q", llm) == "fresh"
+        assert cache.get_or_call("q", llm) == "fresh"
+        assert llm.calls == 1
+        backend.writes_down = False
+        assert cache.flush(timeout=30)
+        assert backend.get_many([key])[key].value == "fresh"

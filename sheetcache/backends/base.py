@@ -100,6 +100,9 @@ class Backend(ABC):
     """Seconds between background flushes: hit counts for every store, queued writes for
     non-local ones. Longer means bigger batches and fewer requests."""
 
+    flush_batch_size: ClassVar[int] = 500
+    """Most queued entries sent in one :meth:`put_many` call by the background flusher."""
+
     url: str = ""
     """The URL this backend was opened with, credentials removed; safe to log."""
 

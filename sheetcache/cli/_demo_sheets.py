@@ -21,7 +21,9 @@ def demo_on_emulator(*, latency: float, agent: bool, out: Console) -> None:
         from sheetcache.backends.sheets import init_worksheet
         from sheetcache.emulator import SheetsEmulator
     except ImportError as exc:
-        out.print(f"[red]error:[/red] the Sheets demo needs the sheets extra ({exc}): pip install 'sheetcache[sheets]'")
+        out.print(
+            f"[red]error:[/red] the Sheets demo needs the sheets extra ({exc}): pip install 'sheetcache[sheets]'"
+        )
         raise SystemExit(2) from None
     from sheetcache.cli._core import run_demo
 
@@ -62,11 +64,15 @@ def _print_rows(rows: list[list[object]], out: Console, limit: int = 8) -> None:
     header = [str(h) for h in rows[0]]
     widths = {"key": 8, "model": 12, "prompt": 28, "response": 14, "status": 9, "hits": 4}
     shown = [h for h in header if h in widths]
-    table = Table(title=f"What a reviewer sees: {len(rows) - 1} rows (first {min(limit, len(rows) - 1)})")
+    table = Table(
+        title=f"What a reviewer sees: {len(rows) - 1} rows (first {min(limit, len(rows) - 1)})"
+    )
     for name in shown:
         table.add_column(name, overflow="ellipsis", no_wrap=True, max_width=widths[name])
     for row in rows[1 : limit + 1]:
-        cells = dict(zip(header, row))
+        cells = dict(zip(header, row, strict=False))  # Sheets trims trailing empty cells
         table.add_row(*[str(cells.get(name, "")) for name in shown])
     out.print(table)
-    out.print("Reviewers set status to approved or rejected, edit a response, or add a note; see docs/sheets.md.")
+    out.print(
+        "Reviewers set status to approved or rejected, edit a response, or add a note; see docs/sheets.md."
+    )
