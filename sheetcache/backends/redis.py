@@ -424,16 +424,27 @@ class RedisBackend(Backend):
         finally:
             pool.release(conn)
 
+    def _index_pages(self, client: Any, ns: str) -> Iterator[list[bytes]]:
+        """The namespace's keys, a page at a time.
+
+        Keyset paging (like SQLite's "key > last"): nothing is held between pages, and
+        deleting a page's members while paging does not skip any.
+        """
+        start = b"-"
+        while True:
+            page = cast(
+                "list[bytes]", client.zrangebylex(self._index_base + ns, start, b"+", 0, _BATCH)
+            )
+            if not page:
+                return
+            yield page
+            start = b"(" + page[-1]
+
     def iter_entries(self, namespace: str | None = None) -> Iterator[Entry]:
         client = self._client()
         for ns in self._namespace_list(namespace):
             index, expiry = self._index_base + ns, self._expiry_base + ns
-            start = b"-"
-            while True:
-                # Keyset paging (like SQLite's "key > last"): nothing is held between pages.
-                page = cast("list[bytes]", client.zrangebylex(index, start, b"+", 0, _BATCH))
-                if not page:
-                    break
+            for page in self._index_pages(client, ns):
                 pipe = client.pipeline(transaction=False)
                 for member in page:
                     pipe.hgetall(self._entry_base + member.decode())
@@ -446,7 +457,6 @@ class RedisBackend(Backend):
                         yield entry
                 if missing:
                     self._forget(keys=[index, expiry], args=[self._entry_base, *missing])
-                start = b"(" + page[-1]
 
     def count(self, namespace: str | None = None) -> int:
         client = self._client()
@@ -518,11 +528,7 @@ class RedisBackend(Backend):
         deleted = 0
         for ns in self._namespace_list(namespace):
             index, expiry = self._index_base + ns, self._expiry_base + ns
-            start = b"-"
-            while True:
-                page = cast("list[bytes]", client.zrangebylex(index, start, b"+", 0, _BATCH))
-                if not page:
-                    break
+            for page in self._index_pages(client, ns):
                 pipe = client.pipeline(transaction=False)
                 for member in page:
                     key = member.decode()
@@ -533,7 +539,6 @@ class RedisBackend(Backend):
                 # Members whose entry was already gone (evicted) leave the index too.
                 self._forget(keys=[index, expiry], args=[self._entry_base, *page], client=pipe)
                 deleted += sum(pipe.execute()[:-1])
-                start = b"(" + page[-1]
             self._drop_namespace(keys=[index, expiry, self._namespaces], args=[ns])
         return deleted
 
