@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import functools
 import hashlib
-import inspect
 import logging
 import threading
 import time
@@ -363,6 +361,7 @@ class Cache:
 
         The key holds the function's module and qualified name, its bound arguments (with
         defaults applied, so ``f(1)`` and ``f(x=1)`` share an entry) and ``key_parts``.
+        See :func:`sheetcache._decorator.cached` for the details.
 
         Example:
             >>> cache = Cache("memory://")
@@ -372,38 +371,9 @@ class Cache:
             >>> ask("hi"), ask(question="hi"), cache.stats.hits
             ('HI', 'HI', 1)
         """
+        from sheetcache._decorator import cached
 
-        def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-            signature = inspect.signature(func)
-            name = f"{func.__module__}.{func.__qualname__}"
-
-            def prompt_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-                bound = signature.bind(*args, **kwargs)
-                bound.apply_defaults()
-                return {"function": name, "arguments": dict(bound.arguments)}
-
-            if inspect.iscoroutinefunction(func):
-
-                @functools.wraps(func)
-                async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                    return await self.aget_or_call(
-                        prompt_of(args, kwargs),
-                        lambda _p: func(*args, **kwargs),
-                        ttl=ttl,
-                        **key_parts,
-                    )
-
-                return async_wrapper
-
-            @functools.wraps(func)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                return self.get_or_call(
-                    prompt_of(args, kwargs), lambda _p: func(*args, **kwargs), ttl=ttl, **key_parts
-                )
-
-            return wrapper
-
-        return decorate if fn is None else decorate(fn)
+        return cached(self, fn, ttl=ttl, **key_parts)
 
     @property
     def stats(self) -> CacheStats:
