@@ -47,6 +47,9 @@ class Entry:
     """Review state, one of :data:`STATUSES`."""
     note: str = ""
     """Free text a reviewer left."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """JSON facts about the original call that are not the answer, e.g. ``usage``
+    (``{"model", "provider", "input_tokens", "output_tokens"}``, see :mod:`sheetcache._savings`)."""
 
     def is_expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (
@@ -71,6 +74,8 @@ class Entry:
         entry = cls(**known)
         if entry.key_parts is None:
             entry.key_parts = {}
+        if not isinstance(entry.metadata, dict):
+            entry.metadata = {}
         return entry
 
 
