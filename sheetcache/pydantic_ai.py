@@ -41,17 +41,21 @@ model, dollars saved.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import copy
 import hashlib
 import logging
 import threading
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -61,14 +65,22 @@ from sheetcache._errors import ConfigError, MissingDependencyError, UnsupportedV
 
 try:
     from pydantic import TypeAdapter
-    from pydantic_ai import RunContext
-    from pydantic_ai.capabilities import AbstractCapability
+    from pydantic_ai import RunContext, UnexpectedModelBehavior
+    from pydantic_ai._run_context import get_current_run_context
+    from pydantic_ai.capabilities import AbstractCapability, WrapRunHandler
     from pydantic_ai.messages import (
+        BaseToolCallPart,
         ModelMessage,
         ModelMessagesTypeAdapter,
         ModelResponse,
+        PartDeltaEvent,
+        PartStartEvent,
         TextPart,
+        TextPartDelta,
+        ThinkingPart,
+        ThinkingPartDelta,
         ToolCallPart,
+        ToolCallPartDelta,
     )
     from pydantic_ai.models import (
         CompletedStreamedResponse,
@@ -78,6 +90,7 @@ try:
         StreamedResponse,
     )
     from pydantic_ai.models.wrapper import WrapperModel
+    from pydantic_ai.run import AgentRunResult
     from pydantic_ai.settings import ModelSettings, merge_model_settings
     from pydantic_ai.usage import RequestUsage
     from pydantic_core import to_jsonable_python
@@ -92,7 +105,7 @@ log = logging.getLogger("sheetcache")
 
 #: Part of every key this module makes (key part ``integration``): bump it when
 #: :func:`request_key` changes, so old entries become misses rather than wrong hits.
-KEY_FORMAT = "pydantic-ai/1"
+KEY_FORMAT = "pydantic-ai/2"
 
 # -- the key -------------------------------------------------------------------------------
 
@@ -203,6 +216,38 @@ def _normalise_params(params: ModelRequestParameters) -> dict[str, Any]:
     return data
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _endpoint(base_url: str | None) -> str | None:
+    """The provider endpoint as it enters the key: scheme, host, port and path of ``base_url``.
+
+    User info (``user:password@``), the query string (Azure's ``code=``, SAS ``sig=``) and the
+    fragment are left out, so no credential reaches a key or a row. The scheme and host are
+    lowercased, a default port and a trailing slash dropped, so spellings of one URL share
+    answers. None (FunctionModel, TestModel, models without a URL) stays None.
+
+    Example:
+        >>> _endpoint("https://user:sk-1@API.example.com:443/v1/?key=sk-2")
+        'https://api.example.com/v1'
+    """
+    if not base_url:
+        return None
+    url = urlsplit(str(base_url))
+    scheme = url.scheme.lower()
+    host = url.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = url.port
+    except ValueError:  # not a number: keep whatever follows the host, minus user info
+        port_text = url.netloc.rpartition("@")[2].rpartition(":")[2]
+        return f"{scheme}://{host}:{port_text}{url.path.rstrip('/')}"
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}{url.path.rstrip('/')}"
+
+
 def request_key(
     model: Model,
     messages: Sequence[ModelMessage],
@@ -214,7 +259,8 @@ def request_key(
     """The ``(prompt, key_parts)`` a :class:`CachedModel` passes to :meth:`Cache.aget_or_call`.
 
     ``prompt`` is the normalised messages as JSON dicts (the sheet's prompt column shows the
-    last user prompt of them); ``key_parts`` are ``model``, ``system``, ``settings``
+    last user prompt of them); ``key_parts`` are ``model``, ``system``, ``base_url`` (the
+    provider endpoint, see :func:`_endpoint`; left out when the model has none), ``settings``
     (``model``'s own settings merged with ``model_settings``), ``params``, ``integration``
     and, if given, ``namespace``. Pure: the same request in another run gives the same pair.
     """
@@ -225,9 +271,46 @@ def request_key(
         "params": _normalise_params(model_request_parameters),
         "integration": KEY_FORMAT,
     }
+    base_url = _endpoint(model.base_url)
+    if base_url is not None:
+        parts["base_url"] = base_url
     if namespace is not None:
         parts["namespace"] = namespace
-    return _normalise_messages(messages), parts
+    prompt = _normalise_messages(messages)
+    try:
+        orjson.dumps([prompt, parts])  # C speed; refuses what a key cannot hold
+    except TypeError:
+        prompt, parts = _keyable(prompt), _keyable(parts)
+    return prompt, parts
+
+
+_UTF16_TAG = "$utf16"
+
+
+def _keyable(obj: Any) -> Any:
+    """``obj`` with each string that is not valid Unicode (a lone surrogate: a truncated
+    emoji decoded from JSON) replaced by ``{"$utf16": hex of its UTF-16}``: still one key per
+    text, where UTF-8 JSON has no form for it."""
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError:
+            return {_UTF16_TAG: obj.encode("utf-16-be", "surrogatepass").hex()}
+        return obj
+    if isinstance(obj, dict):
+        return {_keyable_name(k): _keyable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_keyable(v) for v in obj]
+    return obj
+
+
+def _keyable_name(name: Any) -> str:
+    text = str(name)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{_UTF16_TAG}:{text.encode('utf-16-be', 'surrogatepass').hex()}"
+    return text
 
 
 # -- the stored text --------------------------------------------------------------------------
@@ -276,7 +359,10 @@ def _tag(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
     if isinstance(obj, dict):
-        return {k: _tag(v) for k, v in obj.items()}
+        if all(type(k) is str for k in obj):
+            return {k: _tag(v) for k, v in obj.items()}
+        # JSON objects have text keys only; provider_details may hold others (int, None).
+        return {"$dict": [[_tag(k), _tag(v)] for k, v in obj.items()]}
     if isinstance(obj, (list, tuple)):
         return [_tag(v) for v in obj]
     if isinstance(obj, datetime):
@@ -296,13 +382,42 @@ def _untag(obj: Any) -> Any:
             ((tag, value),) = obj.items()
             if tag in _TAGS and isinstance(value, str):
                 return _TAGS[tag](value)
+            if tag == "$dict" and isinstance(value, list):
+                return {_hashable(_untag(k)): _untag(v) for k, v in value}
         return {k: _untag(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_untag(v) for v in obj]
     return obj
 
 
+def _hashable(key: Any) -> Any:
+    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
+
+
 def _encode_response(response: ModelResponse) -> str:
+    """:func:`_encode_text`, any failure reported as :class:`UnsupportedValueError`.
+
+    Every such failure comes after the model was paid for: the cache front and
+    :class:`CachedModel` then return the answer and skip storing it, with one warning.
+    """
+    try:
+        return _encode_text(response)
+    except UnicodeEncodeError as exc:
+        raise UnsupportedValueError(
+            f"cannot store a response holding text that is not valid Unicode ({exc.reason} "
+            f"at {exc.object[max(exc.start - 20, 0) : exc.end]!r}): a lone surrogate, often a "
+            "truncated emoji. The answer is kept on this exception's .value",
+            response,
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any failure to write must not lose the answer
+        raise UnsupportedValueError(
+            f"cannot store a response ({type(exc).__name__}: {exc}). The answer is kept on this "
+            "exception's .value",
+            response,
+        ) from None
+
+
+def _encode_text(response: ModelResponse) -> str:
     """Readable answer, a marker line, then one line of JSON that rebuilds the response exactly.
 
     A text answer is shown as its text, and the JSON leaves the text out (it points at its place
@@ -310,8 +425,11 @@ def _encode_response(response: ModelResponse) -> str:
     (tools, structured output) is shown as a JSON list of ``{"tool_call", "args"}`` and
     ``{"text"}`` items, which a reviewer can edit too.
     """
+    response, deltas = _split_deltas(response)
     data = _tag(_RESPONSE_TA.dump_python(response, warnings=False))
     meta: dict[str, Any] = {}
+    if deltas is not None:
+        meta["deltas"] = deltas
     if _is_text_response(response):
         pieces: list[str] = []
         spans: list[list[int]] = []
@@ -362,7 +480,23 @@ def _decode_response(text: str) -> ModelResponse:
             response = _with_items(response, body)
     if edited:
         response.metadata = {**(response.metadata or {}), "sheetcache": {"edited": True}}
+    elif isinstance(meta.get("deltas"), list):  # an edited answer no longer fits them
+        response.metadata = {**(response.metadata or {}), "sheetcache": {"deltas": meta["deltas"]}}
     return response
+
+
+def _split_deltas(response: ModelResponse) -> tuple[ModelResponse, Any]:
+    """(the response without, the stream's delta boundaries) from ``metadata["sheetcache"]``."""
+    metadata = response.metadata
+    marker = (metadata or {}).get("sheetcache")
+    if not isinstance(marker, dict) or "deltas" not in marker:
+        return response, None
+    marker = dict(marker)
+    deltas = marker.pop("deltas")
+    rest = {k: v for k, v in (metadata or {}).items() if k != "sheetcache"}
+    if marker:
+        rest["sheetcache"] = marker
+    return replace(response, metadata=rest or None), deltas
 
 
 def _with_text(response: ModelResponse, text_indexes: list[int], text: str) -> ModelResponse:
@@ -398,6 +532,305 @@ def _with_items(response: ModelResponse, body: str) -> ModelResponse:
 register_codec(CODEC_NAME, ModelResponse, _encode_response, _decode_response)
 
 
+# -- streams: record a miss's delta boundaries, replay a hit with them ----------------------
+
+
+def _chunkable(part: Any) -> str | None:
+    """The text a part streams in pieces (text, thinking, JSON args), or None if it comes whole."""
+    if isinstance(part, (TextPart, ThinkingPart)):
+        return part.content
+    if isinstance(part, BaseToolCallPart) and isinstance(part.args, str):
+        return part.args
+    return None
+
+
+class _Deltas:
+    """Delta boundaries of a live stream: ``[[part index, [sizes...]], ...]`` in stream order.
+
+    A run of events on one part is one item; a size is the characters the start (first size)
+    or a delta added. Only the content is kept, never the timing. Anything this form cannot
+    replay exactly (a part replaced mid-stream, dict args in pieces) gives up: the hit then
+    replays each part whole.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[list[Any]] = []
+        self.ok = True
+        self._started: set[int] = set()
+
+    def _add(self, index: int, size: int) -> None:
+        if self.items and self.items[-1][0] == index:
+            self.items[-1][1].append(size)
+        else:
+            self.items.append([index, [size]])
+
+    def see(self, event: Any) -> None:
+        if not self.ok:
+            return
+        if isinstance(event, PartStartEvent):
+            if event.index in self._started or event.index != len(self._started):
+                self.ok = False  # a part replaced or started out of order
+                return
+            self._started.add(event.index)
+            text = _chunkable(event.part)
+            if (
+                text is None
+                and isinstance(event.part, BaseToolCallPart)
+                and event.part.args is None
+            ):
+                text = ""  # a tool call whose JSON args follow in deltas
+            self._add(event.index, len(text) if text is not None else -1)
+        elif isinstance(event, PartDeltaEvent):
+            delta = event.delta
+            piece: str | dict[str, Any] | None
+            if isinstance(delta, (TextPartDelta, ThinkingPartDelta)):
+                piece = delta.content_delta
+            elif isinstance(delta, ToolCallPartDelta):
+                piece = delta.args_delta
+            else:  # pragma: no cover - every delta kind pydantic-ai has is handled above
+                piece = None
+            if piece is None or piece == "":
+                return  # a signature, id or name only: the whole part carries it on replay
+            if not isinstance(piece, str) or event.index not in self._started:
+                self.ok = False
+                return
+            self._add(event.index, len(piece))
+
+    def result(self) -> list[list[Any]] | None:
+        return self.items if self.ok and self.items else None
+
+
+def _replay_events(response: ModelResponse, deltas: Any) -> list[Any] | None:
+    """Start and delta events that rebuild ``response`` in ``deltas``' boundaries, or None if
+    they do not fit it (a reviewer's edit, a damaged trailer)."""
+    parts = response.parts
+    try:
+        plan = [(int(i), [int(n) for n in sizes]) for i, sizes in deltas]
+    except (TypeError, ValueError):
+        return None
+    # Check everything first: a replay must never yield half a stream and then give up.
+    seen: dict[int, int] = {}
+    for i, sizes in plan:
+        if not 0 <= i < len(parts) or (i not in seen and i != len(seen)):
+            return None
+        seen[i] = seen.get(i, 0) + sum(sizes)
+        text = _chunkable(parts[i])
+        if text is None and (sizes != [-1] or seen[i] != -1):
+            return None
+        if text is not None and min(sizes) < 0:
+            return None
+    if len(seen) != len(parts):
+        return None
+    for i, total in seen.items():
+        text = _chunkable(parts[i])
+        if text is not None and total != len(text):
+            return None
+    events: list[Any] = []
+    at: dict[int, int] = {}
+    for i, sizes in plan:
+        part, text = parts[i], _chunkable(parts[i])
+        for size in sizes:
+            if text is None:
+                events.append(PartStartEvent(index=i, part=part))
+                continue
+            start = at.get(i)
+            if start is None:
+                at[i] = size
+                events.append(PartStartEvent(index=i, part=_prefix(part, text[:size])))
+                continue
+            piece, at[i] = text[start : start + size], start + size
+            if isinstance(part, TextPart):
+                delta: Any = TextPartDelta(content_delta=piece)
+            elif isinstance(part, ThinkingPart):
+                delta = ThinkingPartDelta(content_delta=piece)
+            else:
+                delta = ToolCallPartDelta(args_delta=piece)
+            events.append(PartDeltaEvent(index=i, delta=delta))
+    return events
+
+
+def _prefix(part: Any, text: str) -> Any:
+    if isinstance(part, (TextPart, ThinkingPart)):
+        return replace(part, content=text)
+    return replace(part, args=text)
+
+
+class _ReplayedStream(CompletedStreamedResponse):
+    """A hit as a stream in the miss's delta boundaries; ``get()`` is the served response.
+
+    Falls back to one event per part (pydantic-ai's own replay) when the boundaries do not fit.
+    """
+
+    def __init__(
+        self, response: ModelResponse, params: ModelRequestParameters, events: list[Any] | None
+    ) -> None:
+        super().__init__(response, model_request_parameters=params, replay_events=True)
+        self._planned = events
+
+    async def _get_event_iterator(self) -> AsyncIterator[Any]:
+        if self._planned is None:
+            async for event in super()._get_event_iterator():
+                yield event
+            return
+        for event in self._planned:
+            # The parts manager backs the PartEndEvents and the final-result detection that
+            # StreamedResponse.__aiter__ adds around these, as for a live stream.
+            self._parts_manager.apply_event(event)
+            yield event
+
+    def get(self) -> ModelResponse:
+        # Mid-stream, what has been replayed so far (consumers diff successive snapshots);
+        # once read to the end, the served response exactly.
+        if self._planned is None or self._finished:
+            return super().get()
+        return replace(self.response, parts=self._parts_manager.get_parts(), state="incomplete")
+
+
+def _delegate(name: str) -> Any:
+    def get(self: _RecordingStream) -> Any:
+        return getattr(self._inner, name)
+
+    def set_(self: _RecordingStream, value: Any) -> None:
+        setattr(self._inner, name, value)
+
+    return property(get, set_)
+
+
+class _RecordingStream(StreamedResponse):
+    """The live stream of a miss, passed through event by event, noting delta boundaries.
+
+    Like pydantic-ai's continuation stream, it iterates the inner stream's ``__aiter__``
+    (which already adds final-result and part-end events) and delegates the rest to it.
+    """
+
+    def __init__(self, inner: StreamedResponse) -> None:
+        # No StreamedResponse.__init__: it would reset the inner stream's fields through the
+        # delegating properties below.
+        self._inner = inner
+        self._event_iterator = None
+        self.deltas = _Deltas()
+
+    model_request_parameters = _delegate("model_request_parameters")
+    final_result_event = _delegate("final_result_event")
+    provider_response_id = _delegate("provider_response_id")
+    provider_details = _delegate("provider_details")
+    finish_reason = _delegate("finish_reason")
+    state = _delegate("state")
+    metadata = _delegate("metadata")
+    failed_attempts = _delegate("failed_attempts")
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        if self._event_iterator is None:
+            self._event_iterator = self._record()
+        return self._event_iterator
+
+    async def _record(self) -> AsyncIterator[Any]:
+        async for event in self._inner:
+            self.deltas.see(event)
+            yield event
+
+    async def _get_event_iterator(self) -> AsyncIterator[Any]:  # pragma: no cover - unused
+        async for event in self._inner:
+            yield event
+
+    def _enforce_request_deadline(self, deadline: Any) -> None:
+        self._inner._enforce_request_deadline(deadline)
+
+    async def cancel(self) -> None:
+        await self._inner.cancel()
+
+    def get_stream_cancel_errors(self) -> tuple[type[BaseException], ...]:
+        return self._inner.get_stream_cancel_errors()
+
+    async def close_stream(self) -> None:
+        await self._inner.close_stream()
+
+    def get(self) -> ModelResponse:
+        return self._inner.get()
+
+    def time_to_first_chunk(self, request_start: float) -> float | None:
+        return self._inner.time_to_first_chunk(request_start)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._inner.cancelled
+
+    @property
+    def usage(self) -> RequestUsage:
+        return self._inner.usage
+
+    @property
+    def model_name(self) -> str:
+        return self._inner.model_name
+
+    @property
+    def provider_name(self) -> str | None:
+        return self._inner.provider_name
+
+    @property
+    def provider_url(self) -> str | None:
+        return self._inner.provider_url
+
+    @property
+    def timestamp(self) -> datetime:
+        return self._inner.timestamp
+
+
+# -- runs: which entry answered last, for the capability to reject it if the run fails --------
+
+
+@dataclass
+class _RunRecord:
+    """One agent run under a :class:`CacheCapability`, seen by every CachedModel in it."""
+
+    run_id: str | None
+    last: tuple[Cache, str] | None = None
+    """The cache and key of the entry behind the run's latest model response, if stored."""
+
+
+_RUN: ContextVar[_RunRecord | None] = ContextVar("sheetcache_pydantic_ai_run", default=None)
+
+
+def _current_record() -> _RunRecord | None:
+    record = _RUN.get()
+    if record is None:
+        return None
+    ctx = get_current_run_context()
+    if ctx is not None and record.run_id is not None and ctx.run_id != record.run_id:
+        return None  # a nested agent's run (a tool calling another agent) is not this one
+    return record
+
+
+def _note_run(entry: tuple[Cache, str] | None) -> None:
+    record = _current_record()
+    if record is not None:
+        record.last = entry
+
+
+def _unnote_run(key: str) -> None:
+    record = _current_record()
+    if record is not None and record.last is not None and record.last[1] == key:
+        record.last = None
+
+
+def _reject_entry(cache: Cache, key: str, note: str) -> bool:
+    """Mark a stored entry ``rejected`` (a miss from now on) with ``note``; False if absent.
+
+    The marked entry goes the way of any write (the backend if local, else the outbox, in order
+    after the answer it marks), so a queued answer cannot overwrite the mark later.
+    """
+    entry = cache.backend.get_many([key]).get(key)
+    outbox = cache._outbox
+    if outbox is not None:
+        entry = outbox.find(key) or entry  # newer than the backend's, if queued
+    if entry is None or entry.status == "rejected":
+        return False
+    entry = replace(entry, status="rejected", note=f"{entry.note}\n{note}" if entry.note else note)
+    cache._write(entry, direct=False)
+    cache._forget_keys([key])
+    return True
+
+
 # -- the model ------------------------------------------------------------------------------
 
 
@@ -417,6 +850,9 @@ class ModelCacheStats:
     dollars_saved: Decimal = Decimal(0)
     """Their price per genai-prices, at the time each was first answered. Hits on models it
     does not price add nothing, so this is a lower bound."""
+    rejected: int = 0
+    """Entries a :class:`CacheCapability` marked ``rejected`` because the run failed on them
+    (output validation out of retries), so the next run asks the model again."""
 
     @property
     def hit_rate(self) -> float:
@@ -533,36 +969,46 @@ class CachedModel(WrapperModel):
         key = self._key(messages, model_settings, model_request_parameters)
         if key is None:
             return await self.wrapped.request(messages, model_settings, model_request_parameters)
-        prompt, key_parts = key
-        called = False
+        prompt, key_parts, entry_key = key
+        answer: ModelResponse | None = None  # set once the model answered: it is paid for
 
         async def call(_prompt: Any) -> ModelResponse:
-            nonlocal called
-            called = True
-            response = await self.wrapped.request(
-                messages, model_settings, model_request_parameters
-            )
-            if not self._storable(response):
-                raise _NotStored(response)
-            return response
+            nonlocal answer
+            answer = await self.wrapped.request(messages, model_settings, model_request_parameters)
+            if not self._storable(answer):
+                raise _NotStored(answer)
+            return answer
 
         try:
             response = await self.cache.aget_or_call(prompt, call, **key_parts)
         except _NotStored as exc:  # also reaches concurrent twins: they share the answer
-            if called:
+            _note_run(None)
+            if answer is not None:
                 self._counters.add(misses=1, not_stored=1)
                 return exc.response
-            return self._served(exc.response)
+            return self._served(exc.response)[0]
         except UnsupportedValueError as exc:  # the codec could not write it: never lose an answer
             log.warning("sheetcache: could not store a %s response (%s)", self.model_name, exc)
-            if called:
+            _note_run(None)
+            if answer is not None:
                 self._counters.add(misses=1, not_stored=1)
-                return exc.value  # type: ignore[no-any-return]
-            return self._served(exc.value)
-        if called:
+                return answer
+            return self._served(exc.value)[0]
+        except Exception as exc:
+            if answer is None:  # the model's own error, or a replay-mode miss: the caller's
+                raise
+            log.warning(
+                "sheetcache: storing a %s response failed (%s: %s); returning it uncached",
+                self.model_name, type(exc).__name__, exc,
+            )  # fmt: skip
+            _note_run(None)
+            self._counters.add(misses=1, not_stored=1)
+            return answer
+        _note_run((self.cache, entry_key))
+        if answer is not None:
             self._counters.add(misses=1)
             return response
-        return self._served(response)
+        return self._served(response)[0]
 
     @asynccontextmanager
     async def request_stream(
@@ -574,44 +1020,34 @@ class CachedModel(WrapperModel):
     ) -> AsyncGenerator[StreamedResponse]:
         key = self._key(messages, model_settings, model_request_parameters)
         if key is not None:
-            prompt, key_parts = key
-
-            async def lookup_only(_prompt: Any) -> ModelResponse:
-                # A miss streams live below, so the user sees tokens as they come; concurrent
-                # identical streams therefore each call the model (no single-flight here).
-                raise _StreamMiss
-
-            try:
-                stored: ModelResponse | None = await self.cache.aget_or_call(
-                    prompt, lookup_only, **key_parts
-                )
-            except _StreamMiss:
-                stored = None
-            except _NotStored as exc:  # a concurrent request's answer, shared but not stored
-                stored = exc.response
-            except UnsupportedValueError as exc:
-                stored = exc.value
+            prompt, key_parts, entry_key = key
+            stored, shared = await self._stored(prompt, key_parts)
             if stored is not None:
-                yield CompletedStreamedResponse(
-                    self._served(stored),
-                    model_request_parameters=model_request_parameters,
-                    replay_events=True,
-                )
+                _note_run(None if shared else (self.cache, entry_key))
+                served, deltas = self._served(stored)
+                events = None if deltas is None else _replay_events(served, deltas)
+                yield _ReplayedStream(served, model_request_parameters, events)
                 return
             self._counters.add(misses=1)
+            # Noted before the stream is read: the run may judge the answer before it ends.
+            _note_run((self.cache, entry_key))
         stored_it = False
         try:
             async with self.wrapped.request_stream(
                 messages, model_settings, model_request_parameters, run_context
             ) as stream:
-                yield stream
+                if key is None:
+                    yield stream
+                    return
+                recording = _RecordingStream(stream)
+                yield recording
             # Reached only if the consumer left without an error; `get()` says whether the
             # stream was read to its end ('complete') or abandoned ('incomplete', ...).
-            if key is not None:
-                stored_it = self._store_streamed(key, stream.get())
+            stored_it = self._store_streamed(key, stream.get(), recording.deltas.result())
         finally:
             if key is not None and not stored_it:
                 self._counters.add(not_stored=1)
+                _unnote_run(entry_key)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -620,29 +1056,59 @@ class CachedModel(WrapperModel):
         messages: list[ModelMessage],
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
-        """The request's key, or None to bypass the cache (a continuation, or no key)."""
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], str] | None:
+        """``(prompt, key_parts, entry key)``, or None to bypass the cache (a continuation, or
+        a request that has no key)."""
         if messages and isinstance(messages[-1], ModelResponse):
             # Continuing a suspended response (background job, batch, pause_turn): each poll
             # must reach the provider.
             return None
         try:
-            return request_key(
+            prompt, key_parts = request_key(
                 self.wrapped, messages, model_settings, model_request_parameters,
                 namespace=self.namespace,
             )  # fmt: skip
+            # The cache's own canonical form, checked here, where a failure can still bypass.
+            return prompt, key_parts, self.cache.key(prompt, **key_parts)
         except Exception as exc:  # noqa: BLE001 - the cache never breaks the caller
             log.warning(
                 "sheetcache: cannot key a %s request (%s); calling uncached", self.model_name, exc
             )
             return None
 
+    async def _stored(
+        self, prompt: list[dict[str, Any]], key_parts: dict[str, Any]
+    ) -> tuple[ModelResponse | None, bool]:
+        """(the stored or in-flight answer or None, whether it is a twin's that was not stored)."""
+
+        async def lookup_only(_prompt: Any) -> ModelResponse:
+            # A miss streams live, so the user sees tokens as they come; concurrent identical
+            # streams therefore each call the model (no single-flight here).
+            raise _StreamMiss
+
+        try:
+            return await self.cache.aget_or_call(prompt, lookup_only, **key_parts), False
+        except _StreamMiss:
+            return None, False
+        except _NotStored as exc:  # a concurrent request's answer, shared but not stored
+            return exc.response, True
+        except UnsupportedValueError as exc:
+            return exc.value, True
+
     def _store_streamed(
-        self, key: tuple[list[dict[str, Any]], dict[str, Any]], response: ModelResponse
+        self,
+        key: tuple[list[dict[str, Any]], dict[str, Any], str],
+        response: ModelResponse,
+        deltas: list[list[Any]] | None,
     ) -> bool:
         if not self._storable(response):
             return False
-        prompt, key_parts = key
+        prompt, key_parts, _ = key
+        if deltas is not None:
+            marker = {**(response.metadata or {}).get("sheetcache", {}), "deltas": deltas}
+            response = replace(
+                response, metadata={**(response.metadata or {}), "sheetcache": marker}
+            )
         try:
             self.cache.set(prompt, response, **key_parts)
         except Exception as exc:  # noqa: BLE001 - the user already has the answer
@@ -657,8 +1123,10 @@ class CachedModel(WrapperModel):
             return True
         return bool(response.parts) and response.finish_reason not in _NOT_STORED_REASONS
 
-    def _served(self, stored: ModelResponse) -> ModelResponse:
-        """A hit: the stored response as a fresh object that costs this run nothing."""
+    def _served(self, stored: ModelResponse) -> tuple[ModelResponse, Any]:
+        """A hit: the stored response as a fresh object that costs this run nothing, and the
+        delta boundaries of the stream that first answered it (None if it was not streamed)."""
+        stored, deltas = _split_deltas(stored)
         saved = stored.usage
         tokens = saved.input_tokens + saved.output_tokens
         price = _price(stored)
@@ -673,7 +1141,7 @@ class CachedModel(WrapperModel):
             marker["saved_usd"] = str(price)
         marker["answered_at"] = stored.timestamp.isoformat()
         # Received now, in this run: the agent stamps its run id on it like on any response.
-        return replace(
+        served = replace(
             response,
             usage=RequestUsage(),
             timestamp=datetime.now(timezone.utc),
@@ -681,6 +1149,7 @@ class CachedModel(WrapperModel):
             conversation_id=None,
             metadata={**(response.metadata or {}), "sheetcache": marker},
         )
+        return served, deltas
 
 
 # -- the capability -------------------------------------------------------------------------
@@ -722,6 +1191,46 @@ class CacheCapability(AbstractCapability[Any]):
     @classmethod
     def get_serialization_name(cls) -> str | None:
         return None  # a live Cache cannot come from an agent spec
+
+    async def wrap_run(
+        self, ctx: RunContext[Any], *, handler: WrapRunHandler
+    ) -> AgentRunResult[Any]:
+        """Run the agent; if it fails on a model answer, mark that answer's entry rejected.
+
+        pydantic-ai raises :class:`~pydantic_ai.UnexpectedModelBehavior` when the output fails
+        validation with no retries left (or a tool's retries run out). Replaying the answer
+        would fail every re-run the same way without asking the model, so its entry gets the
+        status ``rejected`` with a note for reviewers, and the next run is a miss.
+        """
+        record = _RunRecord(ctx.run_id)
+        token = _RUN.set(record)  # seen by every CachedModel request of this run
+        try:
+            return await handler()
+        except UnexpectedModelBehavior as exc:
+            if record.last is not None:
+                await self._reject(*record.last, exc)
+            raise
+        finally:
+            # A run finished in another context keeps the record there, where it dies with it.
+            with contextlib.suppress(ValueError):
+                _RUN.reset(token)
+
+    async def _reject(self, cache: Cache, key: str, error: BaseException) -> None:
+        note = (
+            f"sheetcache: not replayed: an agent run failed on this answer "
+            f"({type(error).__name__}: {error})"
+        )
+        try:
+            if cache.backend.local:
+                rejected = _reject_entry(cache, key, note)
+            else:
+                rejected = await asyncio.to_thread(_reject_entry, cache, key, note)
+        except Exception as exc:  # noqa: BLE001 - the run's own error is what the caller sees
+            log.warning("sheetcache: could not mark entry %s rejected (%s)", key, exc)
+            return
+        if rejected:
+            self._counters.add(rejected=1)
+            log.info("sheetcache: entry %s rejected: %s", key, note)
 
     def get_wrapper_model(self, model: Model) -> Model | None:
         if isinstance(model, CachedModel):  # cached already, by this capability or by hand
