@@ -471,17 +471,39 @@ def _decode_response(text: str) -> ModelResponse:
     if spans is not None:
         for i, start, end in spans:
             data["parts"][i]["content"] = "" if edited else body[start:end]
-        response = _RESPONSE_TA.validate_python(data)
+        response = _validate(data)
         if edited:
             response = _with_text(response, [i for i, _, _ in spans], body)
     else:
-        response = _RESPONSE_TA.validate_python(data)
+        response = _validate(data)
         if edited:
             response = _with_items(response, body)
     if edited:
         response.metadata = {**(response.metadata or {}), "sheetcache": {"edited": True}}
     elif isinstance(meta.get("deltas"), list):  # an edited answer no longer fits them
         response.metadata = {**(response.metadata or {}), "sheetcache": {"deltas": meta["deltas"]}}
+    return response
+
+
+_UNTYPED = ("provider_details", "metadata")  # dict[str, Any] fields a provider fills freely
+
+
+def _validate(data: dict[str, Any]) -> ModelResponse:
+    """The response from its untagged dump, keeping untyped dicts with non-text keys as stored.
+
+    pydantic would refuse such a key where the type says ``dict[str, Any]``, though the
+    response held it; those dicts skip validation and are put back as they were.
+    """
+    held: list[tuple[int | None, str, Any]] = []
+    for index, obj in [(None, data), *enumerate(data.get("parts") or [])]:
+        for name in _UNTYPED:
+            value = obj.get(name) if isinstance(obj, dict) else None
+            if isinstance(value, dict) and not all(type(k) is str for k in value):
+                held.append((index, name, value))
+                obj[name] = None
+    response = _RESPONSE_TA.validate_python(data)
+    for index, name, value in held:
+        setattr(response if index is None else response.parts[index], name, value)
     return response
 
 

@@ -9,7 +9,8 @@ Answers:
 
 - the request offers tools and holds no tool result yet: a call of the first tool with
   :attr:`OpenAIStub.tool_args`;
-- otherwise: ``"echo: <last user message>"``, plus the tool results if there are any.
+- otherwise: ``"<name>: <last user message>"`` (``name`` is ``"echo"`` unless given), plus
+  the tool results if there are any.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ class OpenAIStub:
         True
     """
 
-    def __init__(self, model: str = "gpt-4o") -> None:
+    def __init__(self, model: str = "gpt-4o", *, name: str = "echo") -> None:
         self.model = model
+        self.name = name
         self.tool_args: dict[str, Any] = {}
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -135,7 +137,7 @@ class OpenAIStub:
         last = users[-1] if users else ""
         if isinstance(last, list):
             last = " ".join(p.get("text", "") for p in last if isinstance(p, dict))
-        text = f"echo: {last}"
+        text = f"{self.name}: {last}"
         if results:
             text += f" (tools said: {', '.join(str(r) for r in results)})"
         return text, None

@@ -908,3 +908,350 @@ async def test_openai_response_round_trips_exactly(cache: Cache, openai_stub: Op
         )
     assert response.provider_details and "timestamp" in response.provider_details
     assert _round_trip(response) == response
+
+
+# -- the provider's identity is in the key (issue 10) ----------------------------------------
+
+
+async def test_two_servers_serving_a_model_named_default_never_share_answers(
+    cache: Cache,
+) -> None:
+    with OpenAIStub("default", name="server A") as a, OpenAIStub("default", name="server B") as b:
+        agents = [
+            Agent(CachedModel(OpenAIChatModel("default", provider=p), cache))
+            for p in (
+                OpenAIProvider(base_url=a.base_url, api_key="key-a"),
+                OpenAIProvider(base_url=b.base_url, api_key="key-b"),
+            )
+        ]
+        outputs = []
+        for _ in range(2):
+            for agent in agents:
+                async with agent:
+                    outputs.append((await agent.run("Who are you?")).output)
+    assert outputs == ["server A: Who are you?", "server B: Who are you?"] * 2
+    assert (a.count, b.count) == (1, 1)  # each answered once; the re-runs were hits
+    urls = sorted(e.key_parts["base_url"] for e in cache.entries())
+    assert urls == sorted([a.base_url, b.base_url])
+    assert {e.key_parts["system"] for e in cache.entries()} == {"openai"}
+
+
+def test_the_endpoint_in_the_key_holds_no_credentials(tmp_path: Path) -> None:
+    def key_parts(base_url: str) -> dict[str, Any]:
+        model = OpenAIChatModel("gpt-4o", provider=OpenAIProvider(base_url=base_url, api_key="k"))
+        messages: list[ModelMessage] = [ModelRequest(parts=[UserPromptPart("hi")])]
+        return request_key(model, messages, None, _params())[1]
+
+    secret = "https://bob:sk-pass-123@API.Example.com:443/v1/?code=sk-query-456#frag"
+    parts = key_parts(secret)
+    assert parts["base_url"] == "https://api.example.com/v1"
+    assert key_parts("https://api.example.com/v1") == parts  # spellings of one endpoint
+    assert key_parts("https://api.example.com:8443/v1")["base_url"] == (
+        "https://api.example.com:8443/v1"
+    )
+    assert key_parts("http://api.example.com/v1") != parts
+    assert key_parts("https://api.example.com/v2") != parts
+    assert key_parts("https://[::1]:9000/v1")["base_url"] == "https://[::1]:9000/v1"
+    # Nothing of the secrets reaches the stored bytes.
+    path = tmp_path / "c.db"
+    with Cache(f"sqlite:///{path}") as cache:
+        cache.set([{"role": "user", "content": "hi"}], "hello", **parts)
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert b"api.example.com" in data
+    for leaked in (b"sk-pass-123", b"sk-query-456", b"bob", b"frag"):
+        assert leaked not in data
+
+
+def test_models_without_a_url_have_no_base_url_part(script: ScriptedModel) -> None:
+    messages: list[ModelMessage] = [ModelRequest(parts=[UserPromptPart("hi")])]
+    _, parts = request_key(function_model(script), messages, None, _params())
+    assert "base_url" not in parts and parts["system"] == "function"
+    assert parts["integration"] == "pydantic-ai/2"
+
+
+# -- hostile content never fails a paid-for call (issue 10) ----------------------------------
+
+
+async def test_non_string_dict_keys_in_a_response_round_trip(cache: Cache) -> None:
+    details = {1: "one", None: [2], (3, 4): {"nested": {5: True}}, "ok": "str key"}
+    script = ScriptedModel(parts=[TextPart("4")], provider_details=details)
+    model = CachedModel(FunctionModel(script, model_name="odd-keys"), cache)
+    agent = Agent(model)
+    first = await agent.run("What is 2+2?")
+    second = await agent.run("What is 2+2?")
+    assert first.output == second.output == "4"
+    assert script.calls == 1
+    replayed = second.all_messages()[-1]
+    assert isinstance(replayed, ModelResponse)
+    assert replayed.provider_details == details
+
+
+async def test_non_string_dict_keys_in_a_tool_result(cache: Cache, script: ScriptedModel) -> None:
+    agent = tool_agent(CachedModel(function_model(script), cache))
+
+    @agent.tool_plain
+    def table() -> dict[int, str]:
+        """A lookup table with int keys."""
+        return {1: "a", 2: "b"}
+
+    outputs = [(await agent.run("What is 2+2?")).output for _ in range(2)]
+    assert outputs[0] == outputs[1]
+    assert script.calls == 2  # both steps replayed on the second run
+
+
+async def test_a_lone_surrogate_in_the_answer_returns_it_with_one_warning(
+    cache: Cache, caplog: pytest.LogCaptureFixture
+) -> None:
+    truncated = "The answer is 4 \ud83d"  # half an emoji, as a JSON decoder can leave it
+    script = ScriptedModel(parts=[TextPart(truncated)])
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        yield truncated[:-1]
+        yield truncated[-1]
+
+    model = CachedModel(
+        FunctionModel(script, stream_function=stream, model_name="surrogate"), cache
+    )
+    agent = Agent(model)
+    with caplog.at_level("WARNING", logger="sheetcache"):
+        result = await agent.run("What is 2+2?")
+    assert result.output == truncated
+    warnings_ = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings_) == 1
+    assert "not valid Unicode" in warnings_[0].getMessage()
+    assert model.stats.not_stored == 1
+    assert len(list(cache.entries())) == 0
+    # The same holds streamed.
+    async with agent.run_stream("What is 2+2?") as streamed:
+        assert await streamed.get_output() == truncated
+    assert model.stats.not_stored == 2
+
+
+async def test_a_lone_surrogate_in_a_tool_result_is_keyed_and_cached(
+    cache: Cache, script: ScriptedModel
+) -> None:
+    agent: Agent[None, str] = Agent(CachedModel(function_model(script), cache))
+    tool_runs: list[int] = []
+
+    @agent.tool_plain
+    def add(a: int, b: int) -> str:
+        """Add two integers."""
+        tool_runs.append(a + b)
+        return f"{a + b} \ud83d"  # a scraped page cut inside an emoji
+
+    outputs = [(await agent.run("What is 2+2?")).output for _ in range(2)]
+    assert outputs == ["two plus two is four"] * 2
+    assert script.calls == 2 and tool_runs == [4, 4]
+    # Another broken character is another question.
+    (step,) = [e for e in cache.entries() if "tool-return" in str(e.prompt)]
+    content = step.prompt[-1]["parts"][0]["content"]
+    assert content == {"$utf16": "4 \ud83d".encode("utf-16-be", "surrogatepass").hex()}
+
+
+# -- a run that fails output validation is not replayed (issue 13) ---------------------------
+
+
+class FirstWrong:
+    """Answers the output tool with a population that fails validation on the first call only."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def _args(self) -> dict[str, Any]:
+        self.calls += 1
+        return {"name": "Paris", "population": "a lot" if self.calls == 1 else 2_100_000}
+
+    def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, self._args())])
+
+    async def stream(self, messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
+        import json
+
+        args = json.dumps(self._args())
+        yield {0: DeltaToolCall(name=info.output_tools[0].name, json_args=args[:10])}
+        yield {0: DeltaToolCall(json_args=args[10:])}
+
+
+@pytest.mark.parametrize("form", ["capability", "model and capability"])
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_stream"])
+async def test_a_run_failing_output_validation_calls_the_model_next_time(
+    tmp_path: Path, form: str, streamed: bool
+) -> None:
+    from pydantic_ai import UnexpectedModelBehavior
+
+    url = "sqlite:///" + str(tmp_path / "c.db")
+    script = FirstWrong()
+    model = FunctionModel(script, stream_function=script.stream, model_name="first-wrong")
+
+    def agent(cache: Cache) -> tuple[Agent[None, City], CacheCapability]:
+        capability = CacheCapability(cache)
+        inner = CachedModel(model, cache) if form == "model and capability" else model
+        return Agent(inner, output_type=City, retries=0, capabilities=[capability]), capability
+
+    async def run(agent: Agent[None, City]) -> City:
+        if streamed:
+            async with agent.run_stream("Largest city of France?") as result:
+                return await result.get_output()
+        return (await agent.run("Largest city of France?")).output
+
+    with Cache(url) as cache:
+        failing, capability = agent(cache)
+        with pytest.raises(UnexpectedModelBehavior, match="retries"):
+            await run(failing)
+        assert capability.stats.rejected == 1
+    with Cache(url) as cache:
+        (entry,) = cache.entries()
+        assert entry.status == "rejected"  # what a reviewer sees in the sheet
+        assert "run failed" in entry.note and "UnexpectedModelBehavior" in entry.note
+        fixed, _ = agent(cache)
+        assert await run(fixed) == City(name="Paris", population=2_100_000)
+        assert script.calls == 2  # the rejected answer was not replayed
+        assert await run(fixed) == City(name="Paris", population=2_100_000)
+        assert script.calls == 2  # the good answer is
+        (entry,) = cache.entries()
+        assert entry.status == ""
+
+
+async def test_an_output_validator_failing_rejects_the_answer(cache: Cache) -> None:
+    from pydantic_ai import ModelRetry, UnexpectedModelBehavior
+
+    script = ScriptedModel("no digits here")
+    agent: Agent[None, str] = Agent(
+        function_model(script), retries=0, capabilities=[CacheCapability(cache)]
+    )
+    want_digits = True
+
+    @agent.output_validator
+    def has_digits(output: str) -> str:
+        if want_digits and not any(c.isdigit() for c in output):
+            raise ModelRetry("answer with digits")
+        return output
+
+    with pytest.raises(UnexpectedModelBehavior):
+        await agent.run("What is 2+2?")
+    want_digits = False
+    assert (await agent.run("What is 2+2?")).output == "no digits here"
+    assert script.calls == 2
+
+
+async def test_a_failed_run_rejects_only_its_own_answer(cache: Cache) -> None:
+    from pydantic_ai import UnexpectedModelBehavior
+
+    def by_question(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        question = str(messages[0].parts[-1].content)  # type: ignore[union-attr]
+        population: Any = "a lot" if "bad" in question else 1
+        return ModelResponse(
+            parts=[ToolCallPart(info.output_tools[0].name, {"name": "X", "population": population})]
+        )
+
+    capability = CacheCapability(cache)
+    agent = Agent(
+        FunctionModel(by_question, model_name="q"),
+        output_type=City,
+        retries=0,
+        capabilities=[capability],
+    )
+    good, bad = await asyncio.gather(
+        agent.run("good question"), agent.run("bad question"), return_exceptions=True
+    )
+    assert isinstance(good, object) and not isinstance(good, BaseException)
+    assert isinstance(bad, UnexpectedModelBehavior)
+    statuses = {prompt_text(e.prompt): e.status for e in cache.entries()}
+    assert statuses == {"good question": "", "bad question": "rejected"}
+
+
+async def test_a_run_failing_for_another_reason_rejects_nothing(
+    cache: Cache, script: ScriptedModel
+) -> None:
+    agent: Agent[None, str] = Agent(function_model(script), capabilities=[CacheCapability(cache)])
+
+    @agent.tool_plain
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        raise RuntimeError("a bug in the tool, not in the model's answer")
+
+    with pytest.raises(RuntimeError, match="bug in the tool"):
+        await agent.run("What is 2+2?")
+    (entry,) = cache.entries()  # the model's tool call
+    assert entry.status == ""
+
+
+# -- a streamed hit replays the miss's deltas (issue 13) -------------------------------------
+
+
+async def _stream_pieces(agent: Agent[None, Any], prompt: str) -> tuple[list[str], int]:
+    """(text deltas as stream_text yields them, start + delta events of the model stream)."""
+    from pydantic_ai.messages import PartDeltaEvent, PartStartEvent
+
+    async with agent.run_stream_events(prompt) as events:
+        counted = [e async for e in events if isinstance(e, (PartStartEvent, PartDeltaEvent))]
+    async with agent.run_stream(prompt) as result:
+        pieces = [t async for t in result.stream_text(delta=True, debounce_by=None)]
+    return pieces, len(counted)
+
+
+async def test_a_streamed_hit_yields_the_deltas_the_miss_streamed(cache: Cache) -> None:
+    words = "one two three four five six seven eight nine ten"
+    script = ScriptedModel(words)
+    model = CachedModel(function_model(script), cache)
+    agent: Agent[None, str] = Agent(model)
+    from pydantic_ai.messages import PartDeltaEvent, PartStartEvent
+
+    async with agent.run_stream_events("Count to ten") as events:
+        miss = [e async for e in events if isinstance(e, (PartStartEvent, PartDeltaEvent))]
+    assert script.calls == 1 and len(miss) == 10
+    pieces, hit_events = await _stream_pieces(agent, "Count to ten")
+    assert script.calls == 1
+    assert hit_events == 10
+    assert pieces == [w + " " for w in words.split(" ")]
+    # A non-streamed run of the same request still gets the whole answer.
+    assert (await agent.run("Count to ten")).output == words + " "
+
+
+async def test_streamed_tool_calls_replay_in_their_deltas(
+    cache: Cache, script: ScriptedModel
+) -> None:
+    from pydantic_ai.messages import PartDeltaEvent, PartStartEvent
+
+    agent = Agent(CachedModel(function_model(script), cache), output_type=City)
+    runs = []
+    for _ in range(2):
+        async with agent.run_stream_events("Largest city?") as events:
+            runs.append(
+                [
+                    (type(e).__name__, getattr(getattr(e, "delta", None), "args_delta", None))
+                    async for e in events
+                    if isinstance(e, (PartStartEvent, PartDeltaEvent))
+                ]
+            )
+    assert script.calls == 1
+    assert runs[0] == runs[1]
+    assert runs[0] == [("PartStartEvent", None), ("PartDeltaEvent", '"population": 2100000}')]
+
+
+async def test_openai_stream_replays_its_chunks(cache: Cache, openai_stub: OpenAIStub) -> None:
+    agent: Agent[None, str] = Agent(CachedModel(openai_model(openai_stub), cache))
+    runs = []
+    async with agent:
+        for _ in range(2):
+            async with agent.run_stream("Say something long enough") as result:
+                runs.append([t async for t in result.stream_text(delta=True, debounce_by=None)])
+    assert openai_stub.count == 1
+    assert runs[0] == runs[1]
+    assert len(runs[0]) > 5 and {len(p) for p in runs[0][:-1]} == {5}  # the stub's 5-char chunks
+
+
+async def test_an_edited_streamed_answer_replays_as_one_chunk(tmp_path: Path) -> None:
+    url = "sqlite:///" + str(tmp_path / "c.db")
+    script = ScriptedModel("one two three")
+    with Cache(url) as cache:
+        agent: Agent[None, str] = Agent(CachedModel(function_model(script), cache))
+        async with agent.run_stream("Count") as result:
+            assert await result.get_output() == "one two three "
+    _edit(url, "one two three \n", "1, 2, 3\n")
+    with Cache(url) as cache:
+        agent = Agent(CachedModel(function_model(script), cache))
+        async with agent.run_stream("Count") as result:
+            pieces = [t async for t in result.stream_text(delta=True, debounce_by=None)]
+    assert pieces == ["1, 2, 3"]
+    assert script.calls == 1
