@@ -13,7 +13,8 @@ Two ways in, the same behaviour::
 Each model request is one cache entry. Its key (see :func:`request_key`) holds what changes
 the answer and nothing that changes from run to run:
 
-- in: the wrapped model's ``system`` and ``model_name``; every message (system prompts,
+- in: the wrapped model's ``system``, ``model_name`` and endpoint (scheme, host, port and
+  path of its ``base_url``, never user info or the query string); every message (system prompts,
   instructions, user prompts with binary content by sha256, earlier responses' parts, tool
   calls and returns, retry prompts); the model settings (temperature, max_tokens, seed, ...);
   the request parameters (function and output tools with their schemas, output mode and
@@ -838,17 +839,20 @@ def _unnote_run(key: str) -> None:
 def _reject_entry(cache: Cache, key: str, note: str) -> bool:
     """Mark a stored entry ``rejected`` (a miss from now on) with ``note``; False if absent.
 
-    The marked entry goes the way of any write (the backend if local, else the outbox, in order
-    after the answer it marks), so a queued answer cannot overwrite the mark later.
+    Written to the store itself (lookups read it before the outbox), and queued after any
+    unsent copy of the answer so that flushing it later cannot undo the mark. Blocking I/O.
     """
     entry = cache.backend.get_many([key]).get(key)
     outbox = cache._outbox
-    if outbox is not None:
-        entry = outbox.find(key) or entry  # newer than the backend's, if queued
+    queued = outbox.find(key) if outbox is not None else None
+    entry = queued or entry  # the queued copy is the newer one
     if entry is None or entry.status == "rejected":
         return False
-    entry = replace(entry, status="rejected", note=f"{entry.note}\n{note}" if entry.note else note)
-    cache._write(entry, direct=False)
+    note = f"{entry.note}\n{note}" if entry.note else note
+    entry = replace(entry, status="rejected", note=note)
+    cache._write(entry, direct=True)  # falls back to the outbox if the store is down
+    if queued is not None and outbox is not None:
+        outbox.append([entry])
     cache._forget_keys([key])
     return True
 

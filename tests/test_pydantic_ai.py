@@ -34,7 +34,9 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.usage import RequestUsage
 from pydantic_evals import Case, Dataset
+from redis_fixtures import redis_server_fixture, redis_url_fixture
 from rich.console import Console
+from sheets_fixtures import Sheet, emulator, sheet
 
 import sheetcache.pydantic_ai as integration
 from sheetcache import Cache, ConfigError, make_key
@@ -1108,6 +1110,45 @@ async def test_a_run_failing_output_validation_calls_the_model_next_time(
         assert script.calls == 2  # the rejected answer was not replayed
         assert await run(fixed) == City(name="Paris", population=2_100_000)
         assert script.calls == 2  # the good answer is
+        (entry,) = cache.entries()
+        assert entry.status == ""
+
+
+@pytest.fixture(params=["sqlite", "redis", "sheets"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return "sqlite:///" + str(tmp_path / "c.db")
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    return request.getfixturevalue("sheet").url  # type: ignore[no-any-return]
+
+
+async def test_the_rejection_reaches_every_store(
+    request: pytest.FixtureRequest, store_url: str
+) -> None:
+    """On stores written through the outbox the mark follows the answer it marks, in order."""
+    from pydantic_ai import UnexpectedModelBehavior
+
+    script = FirstWrong()
+    model = FunctionModel(script, model_name="first-wrong")
+    with Cache(store_url) as cache:
+        agent = Agent(model, output_type=City, retries=0, capabilities=[CacheCapability(cache)])
+        with pytest.raises(UnexpectedModelBehavior):
+            await agent.run("Largest city of France?")
+        # Before any flush: a queued rejection already makes the entry a miss here.
+        assert (await agent.run("Largest city of France?")).output.population == 2_100_000
+        assert script.calls == 2
+        assert cache.flush(timeout=30)
+    if store_url.startswith("sheets://"):
+        sheet: Sheet = request.getfixturevalue("sheet")
+        (row,) = sheet.rows()
+        # The reviewer sees the good answer, and in the note the rejected one it replaced.
+        assert row["status"] == "" and "2100000" in row["response"]
+        assert "a lot" in row["note"]
+    with Cache(store_url) as cache:
+        agent = Agent(model, output_type=City, retries=0, capabilities=[CacheCapability(cache)])
+        assert (await agent.run("Largest city of France?")).output.population == 2_100_000
+        assert script.calls == 2
         (entry,) = cache.entries()
         assert entry.status == ""
 
