@@ -38,6 +38,10 @@ fields unchanged, its ``usage`` zeroed, so ``result.usage`` counts no tokens (an
 for it (``requests`` still counts the step), and ``metadata["sheetcache"]`` recording the hit
 and the usage it saved. :attr:`CachedModel.stats` sums tokens and, where genai-prices knows the
 model, dollars saved.
+
+A streamed hit replays the deltas the miss streamed, in the same boundaries. Under a
+:class:`CacheCapability`, a run that fails on an answer (output validation out of retries)
+marks that answer's entry ``rejected``, so the next run asks the model again.
 """
 
 from __future__ import annotations

@@ -34,9 +34,9 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.usage import RequestUsage
 from pydantic_evals import Case, Dataset
-from redis_fixtures import redis_server_fixture, redis_url_fixture
+from redis_fixtures import redis_server_fixture, redis_url_fixture  # noqa: F401 - fixtures
 from rich.console import Console
-from sheets_fixtures import Sheet, emulator, sheet
+from sheets_fixtures import Sheet, emulator, sheet  # noqa: F401 - fixtures
 
 import sheetcache.pydantic_ai as integration
 from sheetcache import Cache, ConfigError, make_key
