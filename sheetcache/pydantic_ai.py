@@ -64,8 +64,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from sheetcache._answer import Answer
 from sheetcache._cache import Cache
-from sheetcache._codec import register_codec
+from sheetcache._codec import encode_value, register_codec
 from sheetcache._errors import ConfigError, MissingDependencyError, UnsupportedValueError
 
 try:
@@ -512,6 +513,13 @@ def _validate(data: dict[str, Any]) -> ModelResponse:
     return response
 
 
+def _with_deltas(response: ModelResponse, deltas: list[list[Any]]) -> ModelResponse:
+    """``response`` carrying its stream's delta boundaries, for the codec to store."""
+    metadata = response.metadata or {}
+    marker = {**metadata.get("sheetcache", {}), "deltas": deltas}
+    return replace(response, metadata={**metadata, "sheetcache": marker})
+
+
 def _split_deltas(response: ModelResponse) -> tuple[ModelResponse, Any]:
     """(the response without, the stream's delta boundaries) from ``metadata["sheetcache"]``."""
     metadata = response.metadata
@@ -857,7 +865,7 @@ def _reject_entry(cache: Cache, key: str, note: str) -> bool:
     cache._write(entry, direct=True)  # falls back to the outbox if the store is down
     if queued is not None and outbox is not None:
         outbox.append([entry])
-    cache._forget_keys([key])
+    cache._l1.forget_keys({key})
     return True
 
 
@@ -947,6 +955,15 @@ class CachedModel(WrapperModel):
             cache's namespace, so ``sheetcache ls`` lists them with the others).
         cache_errors: also store refusals (``content_filter``), truncated (``length``),
             ``error`` and empty responses. Exceptions are never stored.
+        samples: keep up to this many different answers per request and serve them in
+            rotation once there are that many (see ``samples`` of :meth:`Cache.get_or_call`).
+            A streamed miss is then read to its end before it is replayed to the caller, so
+            that it fills the right sample.
+
+    The cache's mode applies to every request, streamed or not, including a
+    :meth:`Cache.override` around an agent run: ``replay`` raises
+    :class:`~sheetcache.CacheMissError` before the model is called, ``refresh`` asks the
+    model and stores over the old answer, ``off`` bypasses the cache.
 
     Example:
         >>> from pydantic_ai import Agent
@@ -966,6 +983,9 @@ class CachedModel(WrapperModel):
     """This model's namespace within the cache, or None for the cache's own."""
     cache_errors: bool
     """Whether refusals, truncations, ``error`` and empty responses are stored too."""
+    samples: int
+    """Different answers kept per request (temperature > 0), served in rotation once there
+    are this many; passed to :meth:`Cache.aget_or_call`. 1: one answer per request."""
 
     def __init__(
         self,
@@ -974,15 +994,19 @@ class CachedModel(WrapperModel):
         *,
         namespace: str | None = None,
         cache_errors: bool = False,
+        samples: int = 1,
     ) -> None:
         if not isinstance(cache, Cache):
             raise ConfigError(f"cache must be a sheetcache.Cache, not {type(cache).__qualname__}")
         if namespace is not None and (not isinstance(namespace, str) or not namespace):
             raise ConfigError(f"namespace must be a non-empty str or None, not {namespace!r}")
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ConfigError(f"samples must be an int >= 1, not {samples!r}")
         super().__init__(model)  # type: ignore[arg-type]
         self.cache = cache
         self.namespace = namespace
         self.cache_errors = cache_errors
+        self.samples = samples
         self._counters = _Counters()
 
     @property
@@ -1002,15 +1026,20 @@ class CachedModel(WrapperModel):
         prompt, key_parts, entry_key = key
         answer: ModelResponse | None = None  # set once the model answered: it is paid for
 
-        async def call(_prompt: Any) -> ModelResponse:
+        async def call(_prompt: Any) -> Answer[ModelResponse]:
             nonlocal answer
             answer = await self.wrapped.request(messages, model_settings, model_request_parameters)
-            if not self._storable(answer):
+            if not self._storable(answer) or not self._encodes(answer):
                 raise _NotStored(answer)
-            return answer
+            return Answer(answer, metadata=self._metadata(answer))
 
         try:
-            response = await self.cache.aget_or_call(prompt, call, **key_parts)
+            response: ModelResponse = await self.cache.aget_or_call(
+                prompt,
+                call,  # type: ignore[arg-type]  # an Answer gives the caller its value
+                samples=self.samples,
+                **key_parts,
+            )
         except _NotStored as exc:  # also reaches concurrent twins: they share the answer
             _note_run(None)
             if answer is not None:
@@ -1034,7 +1063,8 @@ class CachedModel(WrapperModel):
             _note_run(None)
             self._counters.add(misses=1, not_stored=1)
             return answer
-        _note_run((self.cache, entry_key))
+        # Which sample answered is the cache's choice, unknown here: samples are never rejected.
+        _note_run((self.cache, entry_key) if self.samples == 1 else None)
         if answer is not None:
             self._counters.add(misses=1)
             return response
@@ -1049,6 +1079,12 @@ class CachedModel(WrapperModel):
         run_context: RunContext[Any] | None = None,
     ) -> AsyncGenerator[StreamedResponse]:
         key = self._key(messages, model_settings, model_request_parameters)
+        if key is not None and self.samples > 1:
+            prompt, key_parts, _ = key
+            yield await self._buffered_stream(
+                prompt, key_parts, messages, model_settings, model_request_parameters, run_context
+            )
+            return
         if key is not None:
             prompt, key_parts, entry_key = key
             stored, shared = await self._stored(prompt, key_parts)
@@ -1078,6 +1114,57 @@ class CachedModel(WrapperModel):
             if key is not None and not stored_it:
                 self._counters.add(not_stored=1)
                 _unnote_run(entry_key)
+
+    async def _buffered_stream(
+        self,
+        prompt: list[dict[str, Any]],
+        key_parts: dict[str, Any],
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None,
+    ) -> StreamedResponse:
+        """A streamed request with samples: read the stream to its end inside the cache's
+        call, so the answer fills the sample the cache picks, then replay it in its deltas."""
+        answer: ModelResponse | None = None
+
+        async def call(_prompt: Any) -> Answer[ModelResponse]:
+            nonlocal answer
+            async with self.wrapped.request_stream(
+                messages, model_settings, model_request_parameters, run_context
+            ) as stream:
+                recording = _RecordingStream(stream)
+                async for _event in recording:
+                    pass
+            answer = stream.get()
+            deltas = recording.deltas.result()
+            if deltas is not None:
+                answer = _with_deltas(answer, deltas)
+            if not self._storable(answer) or not self._encodes(answer):
+                raise _NotStored(answer)
+            return Answer(answer, metadata=self._metadata(answer))
+
+        try:
+            response: ModelResponse = await self.cache.aget_or_call(
+                prompt,
+                call,  # type: ignore[arg-type]  # an Answer gives the caller its value
+                samples=self.samples,
+                **key_parts,
+            )
+        except _NotStored as exc:
+            if answer is None:
+                served, deltas = self._served(exc.response)
+            else:
+                self._counters.add(misses=1, not_stored=1)
+                served, deltas = _split_deltas(exc.response)
+        else:
+            if answer is None:
+                served, deltas = self._served(response)
+            else:
+                self._counters.add(misses=1)
+                served, deltas = _split_deltas(response)
+        events = None if deltas is None else _replay_events(served, deltas)
+        return _ReplayedStream(served, model_request_parameters, events)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -1131,7 +1218,7 @@ class CachedModel(WrapperModel):
         response: ModelResponse,
         deltas: list[list[Any]] | None,
     ) -> bool:
-        if not self._storable(response):
+        if not self._storable(response) or not self._encodes(response):
             return False
         prompt, key_parts, _ = key
         if deltas is not None:
@@ -1145,6 +1232,27 @@ class CachedModel(WrapperModel):
             log.warning("sheetcache: could not store a %s response (%s)", self.model_name, exc)
             return False
         return True
+
+    def _encodes(self, response: ModelResponse) -> bool:
+        """Whether the codec can write ``response``; if not, says why, once."""
+        try:
+            encode_value(response)
+        except UnsupportedValueError as exc:
+            log.warning("sheetcache: not storing a %s response: %s", self.model_name, exc)
+            return False
+        return True
+
+    def _metadata(self, response: ModelResponse) -> dict[str, Any]:
+        """What the entry records about the call: its usage, for the savings stats."""
+        usage = response.usage
+        return {
+            "usage": {
+                "model": response.model_name or self.model_name,
+                "provider": response.provider_name or self.system,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+            }
+        }
 
     def _storable(self, response: ModelResponse) -> bool:
         if response.state != "complete":
@@ -1204,6 +1312,9 @@ class CacheCapability(AbstractCapability[Any]):
 
     cache_errors: bool = False
     """Also store refusals, truncations, ``error`` and empty responses."""
+
+    samples: int = 1
+    """Different answers kept per request, served in rotation (see :class:`CachedModel`)."""
 
     _counters: _Counters = field(default_factory=_Counters, init=False, repr=False, compare=False)
 
@@ -1266,7 +1377,8 @@ class CacheCapability(AbstractCapability[Any]):
         if isinstance(model, CachedModel):  # cached already, by this capability or by hand
             return None
         wrapper = CachedModel(
-            model, self.cache, namespace=self.namespace, cache_errors=self.cache_errors
-        )
+            model, self.cache, namespace=self.namespace, cache_errors=self.cache_errors,
+            samples=self.samples,
+        )  # fmt: skip
         wrapper._counters = self._counters
         return wrapper
