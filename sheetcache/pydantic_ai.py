@@ -1221,13 +1221,11 @@ class CachedModel(WrapperModel):
         if not self._storable(response) or not self._encodes(response):
             return False
         prompt, key_parts, _ = key
+        metadata = self._metadata(response)
         if deltas is not None:
-            marker = {**(response.metadata or {}).get("sheetcache", {}), "deltas": deltas}
-            response = replace(
-                response, metadata={**(response.metadata or {}), "sheetcache": marker}
-            )
+            response = _with_deltas(response, deltas)
         try:
-            self.cache.set(prompt, response, **key_parts)
+            self.cache.set(prompt, response, metadata=metadata, **key_parts)
         except Exception as exc:  # noqa: BLE001 - the user already has the answer
             log.warning("sheetcache: could not store a %s response (%s)", self.model_name, exc)
             return False

@@ -1296,3 +1296,181 @@ async def test_an_edited_streamed_answer_replays_as_one_chunk(tmp_path: Path) ->
             pieces = [t async for t in result.stream_text(delta=True, debounce_by=None)]
     assert pieces == ["1, 2, 3"]
     assert script.calls == 1
+
+
+# -- per-run control: modes, override, samples (issue 13) ------------------------------------
+
+
+class Counting:
+    """Answers ``answer <n>`` on its n-th call, streamed in two deltas."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        self.calls += 1
+        return ModelResponse(parts=[TextPart(f"answer {self.calls}")])
+
+    async def stream(self, messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        self.calls += 1
+        yield "answer "
+        yield str(self.calls)
+
+
+def counting_agent(cache: Cache, **options: Any) -> tuple[Agent[None, str], Counting]:
+    counting = Counting()
+    model = FunctionModel(counting, stream_function=counting.stream, model_name="counting")
+    return Agent(CachedModel(model, cache, **options)), counting
+
+
+async def _ask(agent: Agent[None, str], streamed: bool) -> str:
+    if streamed:
+        async with agent.run_stream("Question?") as result:
+            return await result.get_output()
+    return (await agent.run("Question?")).output
+
+
+@pytest.mark.usefixtures("run_sync_loop")
+def test_replay_raises_before_the_model_is_called_run_sync(cache: Cache) -> None:
+    from sheetcache import CacheMissError
+
+    agent, counting = counting_agent(cache)
+    with cache.override(mode="replay"), pytest.raises(CacheMissError):
+        agent.run_sync("Question?")
+    assert counting.calls == 0
+    assert agent.run_sync("Question?").output == "answer 1"
+    with cache.override(mode="replay"):
+        assert agent.run_sync("Question?").output == "answer 1"  # a stored answer is served
+    assert counting.calls == 1
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_stream"])
+async def test_replay_raises_before_the_model_is_called(cache: Cache, streamed: bool) -> None:
+    from sheetcache import CacheMissError
+
+    agent, counting = counting_agent(cache)
+    with cache.override(mode="replay"), pytest.raises(CacheMissError):
+        await _ask(agent, streamed)
+    assert counting.calls == 0
+    assert list(cache.entries()) == []
+    # The mode set on the cache itself (as $SHEETCACHE_MODE does) works the same way.
+    with Cache(cache.backend, mode="replay") as ci:
+        ci_agent, ci_counting = counting_agent(ci)
+        with pytest.raises(CacheMissError, match="replay"):
+            await _ask(ci_agent, streamed)
+        assert ci_counting.calls == 0
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_stream"])
+async def test_refresh_calls_and_stores_over_the_old_answer(cache: Cache, streamed: bool) -> None:
+    agent, counting = counting_agent(cache)
+    assert await _ask(agent, streamed) == "answer 1"
+    assert await _ask(agent, streamed) == "answer 1"
+    with cache.override(mode="refresh"):
+        assert await _ask(agent, streamed) == "answer 2"
+    assert counting.calls == 2
+    assert await _ask(agent, streamed) == "answer 2"  # the refreshed answer is what is stored
+    assert counting.calls == 2
+    assert len(list(cache.entries())) == 1
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_stream"])
+async def test_off_bypasses_the_cache(cache: Cache, streamed: bool) -> None:
+    agent, counting = counting_agent(cache)
+    with cache.override(mode="off"):
+        assert await _ask(agent, streamed) == "answer 1"
+        assert await _ask(agent, streamed) == "answer 2"
+    assert list(cache.entries()) == []
+    assert await _ask(agent, streamed) == "answer 3"
+    with cache.override(mode="off"):
+        assert await _ask(agent, streamed) == "answer 4"  # not served from the cache either
+
+
+async def test_an_override_holds_for_its_own_task_only(cache: Cache) -> None:
+    from sheetcache import CacheMissError
+
+    agent, counting = counting_agent(cache)
+
+    async def in_replay() -> str:
+        with cache.override(mode="replay"):
+            return await agent.run("Other question?")  # type: ignore[return-value]
+
+    replayed, plain = await asyncio.gather(
+        in_replay(), agent.run("Question?"), return_exceptions=True
+    )
+    assert isinstance(replayed, CacheMissError)
+    assert not isinstance(plain, BaseException) and plain.output == "answer 1"
+    assert counting.calls == 1
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_stream"])
+async def test_samples_keeps_n_answers_and_rotates(cache: Cache, streamed: bool) -> None:
+    agent, counting = counting_agent(cache, samples=2)
+    outputs = [await _ask(agent, streamed) for _ in range(6)]
+    assert counting.calls == 2
+    assert outputs[:2] == ["answer 1", "answer 2"]
+    assert sorted(outputs[2:]) == ["answer 1", "answer 1", "answer 2", "answer 2"]
+    assert len(list(cache.entries())) == 2  # each sample is a row of its own
+    with pytest.raises(ConfigError, match="samples"):
+        CachedModel(FunctionModel(counting), cache, samples=0)
+
+
+async def test_samples_streamed_replays_the_deltas(cache: Cache) -> None:
+    agent, counting = counting_agent(cache, samples=2)
+    runs = []
+    for _ in range(4):
+        async with agent.run_stream("Question?") as result:
+            runs.append([t async for t in result.stream_text(delta=True, debounce_by=None)])
+    assert counting.calls == 2
+    assert sorted(map(tuple, runs)) == [("answer ", "1")] * 2 + [("answer ", "2")] * 2
+
+
+# -- usage recorded for the savings stats (issue 14) -----------------------------------------
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_stream"])
+async def test_usage_is_stored_and_each_hit_adds_to_saved_tokens(
+    script: ScriptedModel, streamed: bool
+) -> None:
+    cache = Cache("memory://")
+    agent = Agent(CachedModel(function_model(script), cache))
+
+    async def ask() -> Any:
+        if streamed:
+            async with agent.run_stream("What is 2+2?") as result:
+                await result.get_output()
+            return result
+        return await agent.run("What is 2+2?")
+
+    first = await ask()
+    (entry,) = cache.entries()
+    usage = {
+        "model": "scripted",
+        "provider": "function",
+        "input_tokens": first.usage.input_tokens,
+        "output_tokens": first.usage.output_tokens,
+    }
+    assert entry.metadata == {"usage": usage} and usage["input_tokens"] > 0
+    tokens = usage["input_tokens"] + usage["output_tokens"]
+    assert cache.stats.saved_tokens == 0
+    await ask()
+    assert cache.stats.saved_tokens == tokens
+    await ask()
+    assert cache.stats.saved_tokens == 2 * tokens
+    assert cache.lookup(entry.prompt, **entry.key_parts).metadata["usage"] == usage
+
+
+async def test_openai_usage_names_the_model_and_provider(openai_stub: OpenAIStub) -> None:
+    cache = Cache("memory://")
+    agent: Agent[None, str] = Agent(CachedModel(openai_model(openai_stub), cache))
+    async with agent:
+        first = await agent.run("hi")
+        await agent.run("hi")
+    (entry,) = cache.entries()
+    assert entry.metadata["usage"] == {
+        "model": "gpt-4o",
+        "provider": "openai",
+        "input_tokens": first.usage.input_tokens,
+        "output_tokens": first.usage.output_tokens,
+    }
+    assert cache.stats.saved_tokens == first.usage.input_tokens + first.usage.output_tokens
