@@ -745,6 +745,12 @@ class _RecordingStream(StreamedResponse):
         self._event_iterator = None
         self.deltas = _Deltas()
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._inner!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
     model_request_parameters = _delegate("model_request_parameters")
     final_result_event = _delegate("final_result_event")
     provider_response_id = _delegate("provider_response_id")
