@@ -646,7 +646,7 @@ def _replay_events(response: ModelResponse, deltas: Any) -> list[Any] | None:
     # Check everything first: a replay must never yield half a stream and then give up.
     seen: dict[int, int] = {}
     for i, sizes in plan:
-        if not 0 <= i < len(parts) or (i not in seen and i != len(seen)):
+        if not sizes or not 0 <= i < len(parts) or (i not in seen and i != len(seen)):
             return None
         seen[i] = seen.get(i, 0) + sum(sizes)
         text = _chunkable(parts[i])

@@ -1474,3 +1474,26 @@ async def test_openai_usage_names_the_model_and_provider(openai_stub: OpenAIStub
         "output_tokens": first.usage.output_tokens,
     }
     assert cache.stats.saved_tokens == first.usage.input_tokens + first.usage.output_tokens
+
+
+@pytest.mark.parametrize(
+    "deltas",
+    ["[[0,[3,3]]]", "[[0,[]]]", "[[1,[14]]]", "[[0,[-1]]]", '"nonsense"', "[[0,[20,-6]]]"],
+    ids=["short", "empty", "no-such-part", "whole-marker", "not-a-list", "negative"],
+)
+async def test_damaged_delta_boundaries_replay_the_answer_whole(
+    tmp_path: Path, deltas: str
+) -> None:
+    url = "sqlite:///" + str(tmp_path / "c.db")
+    script = ScriptedModel("one two three")
+    with Cache(url) as cache:
+        agent: Agent[None, str] = Agent(CachedModel(function_model(script), cache))
+        async with agent.run_stream("Count") as result:
+            await result.get_output()
+    _edit(url, '{"deltas":[[0,[4,4,6]]]', '{"deltas":' + deltas)
+    with Cache(url) as cache:
+        agent = Agent(CachedModel(function_model(script), cache))
+        async with agent.run_stream("Count") as result:
+            pieces = [t async for t in result.stream_text(delta=True, debounce_by=None)]
+    assert pieces == ["one two three "]
+    assert script.calls == 1
