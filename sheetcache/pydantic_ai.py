@@ -67,7 +67,12 @@ import orjson
 from sheetcache._answer import Answer
 from sheetcache._cache import Cache
 from sheetcache._codec import encode_value, register_codec
-from sheetcache._errors import ConfigError, MissingDependencyError, UnsupportedValueError
+from sheetcache._errors import (
+    CacheMissError,
+    ConfigError,
+    MissingDependencyError,
+    UnsupportedValueError,
+)
 
 try:
     from pydantic import TypeAdapter
@@ -1194,6 +1199,11 @@ class CachedModel(WrapperModel):
             # The cache's own canonical form, checked here, where a failure can still bypass.
             return prompt, key_parts, self.cache.key(prompt, **key_parts)
         except Exception as exc:  # noqa: BLE001 - the cache never breaks the caller
+            if self.cache._mode_now() == "replay":  # calling uncached would call the model
+                raise CacheMissError(
+                    f"replay mode: a {self.model_name} request has no cache key ({exc}), so it "
+                    "cannot be answered from the cache, and replay never calls the model"
+                ) from exc
             log.warning(
                 "sheetcache: cannot key a %s request (%s); calling uncached", self.model_name, exc
             )

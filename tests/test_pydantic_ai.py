@@ -1361,6 +1361,18 @@ async def test_replay_raises_before_the_model_is_called(cache: Cache, streamed: 
         assert ci_counting.calls == 0
 
 
+async def test_replay_raises_for_a_request_that_has_no_key(cache: Cache) -> None:
+    from sheetcache import CacheMissError
+
+    agent, counting = counting_agent(cache, namespace="ns")
+    unkeyable = {"temperature": float("nan")}  # JSON, hence a key, has no NaN
+    with cache.override(mode="replay"), pytest.raises(CacheMissError, match="no cache key"):
+        await agent.run("Question?", model_settings=unkeyable)  # type: ignore[arg-type]
+    assert counting.calls == 0
+    # Outside replay such a request is answered uncached, never failed.
+    assert (await agent.run("Question?", model_settings=unkeyable)).output == "answer 1"  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_stream"])
 async def test_refresh_calls_and_stores_over_the_old_answer(cache: Cache, streamed: bool) -> None:
     agent, counting = counting_agent(cache)
