@@ -1513,3 +1513,54 @@ async def test_damaged_delta_boundaries_replay_the_answer_whole(
             pieces = [t async for t in result.stream_text(delta=True, debounce_by=None)]
     assert pieces == ["one two three "]
     assert script.calls == 1
+
+
+async def test_thinking_and_text_replay_in_their_deltas(cache: Cache) -> None:
+    from pydantic_ai.messages import PartDeltaEvent, PartStartEvent
+    from pydantic_ai.models.function import DeltaThinkingPart
+
+    calls = 0
+
+    async def think(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
+        nonlocal calls
+        calls += 1
+        yield {0: DeltaThinkingPart(content="Two and ")}
+        yield {0: DeltaThinkingPart(content="two.", signature="sig-1")}
+        yield "It is "
+        yield "4."
+
+    agent: Agent[None, str] = Agent(
+        CachedModel(FunctionModel(stream_function=think, model_name="thinker"), cache)
+    )
+
+    def piece(event: Any) -> tuple[str, int, str]:
+        text = (
+            event.part.content if isinstance(event, PartStartEvent) else event.delta.content_delta
+        )
+        return type(event).__name__, event.index, text
+
+    runs = []
+    for _ in range(2):
+        async with agent.run_stream_events("What is 2+2?") as events:
+            runs.append(
+                [piece(e) async for e in events if isinstance(e, (PartStartEvent, PartDeltaEvent))]
+            )
+    assert calls == 1
+    # The same pieces of thinking and text; the signature comes with the whole part.
+    assert (
+        runs[0]
+        == runs[1]
+        == [
+            ("PartStartEvent", 0, "Two and "),
+            ("PartDeltaEvent", 0, "two."),
+            ("PartStartEvent", 1, "It is "),
+            ("PartDeltaEvent", 1, "4."),
+        ]
+    )
+    async with agent.run_stream("What is 2+2?") as result:
+        assert await result.get_output() == "It is 4."
+        response = result.all_messages()[-1]
+    assert isinstance(response, ModelResponse)
+    thinking = response.parts[0]
+    assert isinstance(thinking, ThinkingPart)
+    assert (thinking.content, thinking.signature) == ("Two and two.", "sig-1")
