@@ -955,6 +955,7 @@ def test_the_endpoint_in_the_key_holds_no_credentials(tmp_path: Path) -> None:
     assert key_parts("http://api.example.com/v1") != parts
     assert key_parts("https://api.example.com/v2") != parts
     assert key_parts("https://[::1]:9000/v1")["base_url"] == "https://[::1]:9000/v1"
+    assert integration._endpoint("https://u:sk-9@h:notaport/v1") == "https://h:notaport/v1"
     # Nothing of the secrets reaches the stored bytes.
     path = tmp_path / "c.db"
     with Cache(f"sqlite:///{path}") as cache:
@@ -1049,6 +1050,16 @@ async def test_a_lone_surrogate_in_a_tool_result_is_keyed_and_cached(
     (step,) = [e for e in cache.entries() if "tool-return" in str(e.prompt)]
     content = step.prompt[-1]["parts"][0]["content"]
     assert content == {"$utf16": "4 \ud83d".encode("utf-16-be", "surrogatepass").hex()}
+    # Another broken character is another question.
+    from pydantic_ai.messages import ToolReturnPart
+
+    def prompt(content: Any) -> Any:
+        messages: list[ModelMessage] = [
+            ModelRequest(parts=[ToolReturnPart("add", content, tool_call_id="c")])
+        ]
+        return request_key(function_model(script), messages, None, _params())[0]
+
+    assert prompt("4 \ud83d") != prompt("4 \ud83c") != prompt("4 ")
 
 
 # -- a run that fails output validation is not replayed (issue 13) ---------------------------
