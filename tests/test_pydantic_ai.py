@@ -1576,3 +1576,21 @@ async def test_thinking_and_text_replay_in_their_deltas(cache: Cache) -> None:
     thinking = response.parts[0]
     assert isinstance(thinking, ThinkingPart)
     assert (thinking.content, thinking.signature) == ("Two and two.", "sig-1")
+
+
+async def test_openai_stream_cancelled_midway_is_not_stored(
+    cache: Cache, openai_stub: OpenAIStub
+) -> None:
+    model = CachedModel(openai_model(openai_stub), cache)
+    agent: Agent[None, str] = Agent(model)
+    async with agent:
+        async with agent.run_stream("Say something long enough") as result:
+            async for _text in result.stream_text(delta=True, debounce_by=None):
+                await result.cancel()  # the user stops the answer after its first words
+                break
+        assert list(cache.entries()) == []
+        assert model.stats.not_stored == 1
+        async with agent.run_stream("Say something long enough") as result:
+            assert await result.get_output() == "echo: Say something long enough"
+    assert openai_stub.count == 2
+    assert len(list(cache.entries())) == 1
