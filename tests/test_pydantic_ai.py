@@ -988,6 +988,15 @@ async def test_non_string_dict_keys_in_a_response_round_trip(cache: Cache) -> No
     replayed = second.all_messages()[-1]
     assert isinstance(replayed, ModelResponse)
     assert replayed.provider_details == details
+    # Parts' details and metadata too, through the codec.
+    response = ModelResponse(
+        parts=[
+            TextPart("a", provider_details={1: "x"}),
+            ToolCallPart("t", {"a": 1}, tool_call_id="c", provider_details={None: 2}),
+        ],
+        metadata={3: "m"},  # type: ignore[dict-item]
+    )
+    assert _round_trip(response) == response
 
 
 async def test_non_string_dict_keys_in_a_tool_result(cache: Cache, script: ScriptedModel) -> None:
