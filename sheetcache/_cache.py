@@ -132,6 +132,8 @@ class Cache:
         self._id = next(_ids)
         # Compare-and-delete token for cross-process locks: no other Cache can release ours.
         self._owner = f"{os.getpid()}:{uuid.uuid4().hex}"
+        # A store without cross-process locks (the base class's try_lock) skips that step.
+        self._has_locks = type(self.backend).try_lock is not Backend.try_lock
         self._l1 = L1(l1_size)
         self._l1_items = self._l1.items  # read directly on the hot path
         self._counters = Counters()
@@ -561,9 +563,11 @@ class Cache:
         return MISS if item is None else self._l1_serve(item, req.prompt, req.key_parts)
 
     def _remember(self, req: Request, entry: Entry, value: Any) -> L1Item:
+        """Put a stored answer in the L1; the item also counts hits on it."""
+        if not req.k.lookup:  # no L1: only what a hit needs to be counted
+            return hit_record(entry.key, entry.duration, entry.metadata)
         item = L1Item(req.k.lookup, entry, value)
-        if req.k.lookup:
-            self._l1.put(item)
+        self._l1.put(item)
         return item
 
     def _followed(self, flight: Flight, value: Any) -> Any:

@@ -93,7 +93,7 @@ def miss_steps(front: Cache, req: Request) -> Steps:
             # The previous leader for this key may have finished between our lookup and our
             # joining: look again rather than call twice.
             found = front._l1_value(req)
-            if found is MISS:
+            if found is MISS and front._has_locks:
                 got = yield TRY_LOCK, k.key
                 deadline = time.monotonic() + front.lock_timeout
                 delay = 0.005
