@@ -132,7 +132,7 @@ def bench_hits(n: int, report: Report, langchain: Any) -> None:
             p, llm, **SETTINGS)))  # fmt: skip
         base = report.add(
             f"naive dict + sha256 hit, {label}",
-            measure(n, make, lambda p: naive.get_or_call(p, llm, **SETTINGS)),
+            measure(n, make, lambda p, naive=naive: naive.get_or_call(p, llm, **SETTINGS)),
         )
         report.ratio(f"L1 hit / naive, {label}", ours / base, 1.0)
         if langchain is not None:
