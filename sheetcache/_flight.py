@@ -18,7 +18,7 @@ class Flight:
     """
 
     __slots__ = ("_async_waiters", "_gate", "_lock", "error", "finished", "record", "stored",
-                 "value")  # fmt: skip
+                 "value", "waiting")  # fmt: skip
 
     def __init__(self) -> None:
         self._gate = threading.Lock()
@@ -32,6 +32,8 @@ class Flight:
         """What a follower's hit counts (an :class:`~sheetcache._l1.L1Item`)."""
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._lock = threading.Lock()
+        self.waiting = 0
+        """Followers that have joined (threads and tasks), so tests can wait for them."""
 
     def finish(self, value: Any = None, error: BaseException | None = None) -> None:
         """Publish the leader's answer (or exception) to every waiter."""
@@ -50,6 +52,8 @@ class Flight:
 
     def wait(self) -> Any:
         """Block this thread until the leader finishes; its answer or exception."""
+        with self._lock:
+            self.waiting += 1
         with self._gate:
             pass
         return self.result()
@@ -58,6 +62,7 @@ class Flight:
         """Wait without blocking the loop; the leader may be a thread or another task."""
         fut: asyncio.Future[None] | None = None
         with self._lock:
+            self.waiting += 1
             if not self.finished:
                 loop = asyncio.get_running_loop()
                 fut = loop.create_future()

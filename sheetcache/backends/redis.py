@@ -563,6 +563,7 @@ class RedisBackend(Backend):
         """Delete the lock only if it still holds our token (compare-and-delete)."""
         with self._tokens_lock:
             token = self._tokens.pop(key, None)
+        token = owner or token
         if token is not None:
             self._unlock(keys=[self._lock_base + key], args=[token], client=self._client())
 
