@@ -26,12 +26,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-import orjson
 import xxhash
 
 from sheetcache._codec import decode_value, encode_value, is_immutable
 from sheetcache._errors import ConfigError
-from sheetcache._keys import canonical_bytes, has_non_finite, lookup_bytes
+from sheetcache._keys import canonical_bytes, has_non_finite, lookup_bytes, parse_canonical
 from sheetcache._outbox import Flusher, Outbox
 from sheetcache._urls import backend_from_url, default_url, outbox_path
 from sheetcache.backends.base import Backend, Entry
@@ -669,7 +668,7 @@ class Cache:
         value_type, text = encode_value(value)
         lifetime = self.ttl if ttl is _UNSET else _seconds(ttl)
         now = time.time()
-        _version, namespace, prompt, key_parts = orjson.loads(ck)
+        namespace, prompt, key_parts = parse_canonical(ck)
         return Entry(
             key, text, value_type, namespace, prompt, key_parts, now,
             None if lifetime is None else now + lifetime, 0, None, duration,
