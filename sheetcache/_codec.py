@@ -17,7 +17,8 @@ pydantic models and dataclasses as their JSON fields. ``value_type`` says how to
 =============================  ====================================================
 
 Every text written is valid Unicode, so every store can hold it; lone surrogates anywhere
-in an answer are escaped in JSON and come back exactly. What cannot be stored exactly
+in an answer are escaped in JSON and come back exactly (except a high surrogate directly
+followed by a low one: JSON reads that pair back as the one character it spells). What cannot be stored exactly
 (NaN, a dict with non-str keys, a socket) raises :class:`UnsupportedValueError` at encode
 time: the cache then returns the answer and skips storing it. Decoding never raises
 anything but :class:`ValueDecodeError`, which the cache treats as a miss.
