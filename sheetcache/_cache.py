@@ -353,14 +353,19 @@ class Cache:
     def cached(self, fn: Callable[..., T], /) -> Callable[..., T]: ...
     @overload
     def cached(
-        self, fn: None = None, /, *, ttl: float | timedelta | None = ..., **key_parts: Any
-    ) -> Callable[[Callable[..., T]], Callable[..., T]]: ...
+        self, fn: None = None, /, *, ttl: float | timedelta | None = ...,
+        ignore: Collection[str] = ..., include: Collection[str] = ..., source: bool = ...,
+        **key_parts: Any,
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]: ...  # fmt: skip
     def cached(self, fn: Any = None, /, *, ttl: Any = _UNSET, **key_parts: Any) -> Any:
         """Decorate a sync or async function so calls with equal arguments are cached.
 
         The key holds the function's module and qualified name, its bound arguments (with
-        defaults applied, so ``f(1)`` and ``f(x=1)`` share an entry) and ``key_parts``.
-        See :func:`sheetcache._decorator.cached` for the details.
+        defaults applied, so ``f(1)`` and ``f(x=1)`` share an entry), a hash of its source
+        (``source=False`` to leave it out) and ``key_parts``. Left out: ``self``/``cls`` (a
+        method keys by its class, and ``__cache_key__()`` if defined), pydantic-ai
+        ``RunContext`` arguments, names in ``ignore``, and secret-named arguments unless
+        named in ``include``. See :func:`sheetcache._decorator.cached` for the details.
 
         Example:
             >>> cache = Cache("memory://")

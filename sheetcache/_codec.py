@@ -201,12 +201,12 @@ def encode_value(value: Any) -> tuple[str, str]:
         text = orjson.dumps(value).decode()
     except TypeError as exc:
         try:  # lone surrogates, huge ints: JSON holds them, orjson won't write them
-            data = dataclasses.asdict(value) if is_dataclass else value  # type: ignore[call-overload]
+            data = dataclasses.asdict(value) if is_dataclass else value
             text = _dumps_escaped(data)
         except (TypeError, ValueError, RecursionError):
             raise _unsupported(kind, str(exc), value) from None
     if "null" in text and _has_non_finite(
-        dataclasses.asdict(value) if is_dataclass else value  # type: ignore[call-overload]
+        dataclasses.asdict(value) if is_dataclass else value
     ):  # orjson would silently store NaN as null
         raise UnsupportedValueError(
             "cannot cache an answer containing NaN or an infinity: JSON has no form for it. "
