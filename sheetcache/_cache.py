@@ -19,7 +19,7 @@ import os
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -32,7 +32,7 @@ from sheetcache._cachekey import cache_key
 from sheetcache._codec import decode_value, encode_value, is_immutable
 from sheetcache._errors import CacheMissError, ConfigError
 from sheetcache._flight import Flight, Flights
-from sheetcache._keys import canonical_bytes, has_non_finite, lookup_bytes
+from sheetcache._keys import canonical_bytes, has_non_finite, lookup_bytes, parse_canonical
 from sheetcache._l1 import DECODE, L1, L1Item, hit_record, l1_hash
 from sheetcache._logging import OutageLog
 from sheetcache._miss import (
@@ -340,14 +340,19 @@ class Cache:
     def cached(self, fn: Callable[..., T], /) -> Callable[..., T]: ...
     @overload
     def cached(
-        self, fn: None = None, /, *, ttl: float | timedelta | None = ..., **key_parts: Any
-    ) -> Callable[[Callable[..., T]], Callable[..., T]]: ...
+        self, fn: None = None, /, *, ttl: float | timedelta | None = ...,
+        ignore: Collection[str] = ..., include: Collection[str] = ..., source: bool = ...,
+        **key_parts: Any,
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]: ...  # fmt: skip
     def cached(self, fn: Any = None, /, *, ttl: Any = _UNSET, **key_parts: Any) -> Any:
         """Decorate a sync or async function so calls with equal arguments are cached.
 
         The key holds the function's module and qualified name, its bound arguments (with
-        defaults applied, so ``f(1)`` and ``f(x=1)`` share an entry) and ``key_parts``.
-        See :func:`sheetcache._decorator.cached` for the details.
+        defaults applied, so ``f(1)`` and ``f(x=1)`` share an entry), a hash of its source
+        (``source=False`` to leave it out) and ``key_parts``. Left out: ``self``/``cls`` (a
+        method keys by its class, and ``__cache_key__()`` if defined), pydantic-ai
+        ``RunContext`` arguments, names in ``ignore``, and secret-named arguments unless
+        named in ``include``. See :func:`sheetcache._decorator.cached` for the details.
 
         Example:
             >>> cache = Cache("memory://")
@@ -608,7 +613,7 @@ class Cache:
         value_type, text = encode_value(value)
         lifetime = self.ttl if req.ttl is _UNSET else _seconds(req.ttl)
         now = time.time()
-        _version, namespace, prompt, key_parts = orjson.loads(req.k.canonical)
+        namespace, prompt, key_parts = parse_canonical(req.k.canonical)
         return Entry(
             req.k.key, text, value_type, namespace, prompt, key_parts, now,
             None if lifetime is None else now + lifetime, 0, None, duration,

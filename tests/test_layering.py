@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     "sheetcache._urls": BACKENDS,  # compatibility alias of backends._registry
     "sheetcache._breaker": BACKENDS,
     "sheetcache._keys": KEYS,
+    "sheetcache._keys_v1": KEYS,
     "sheetcache._codec": KEYS,
     "sheetcache._cachekey": KEYS,
     "sheetcache._errors": BASE,

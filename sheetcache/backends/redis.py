@@ -485,7 +485,7 @@ class RedisBackend(Backend):
             size = 0
             for e in batch:
                 touched.add(e.namespace)
-                expire_ms = "" if e.expires_at is None else str(math.ceil(e.expires_at * 1000))
+                expire_ms = "" if e.expires_at is None else str(int(e.expires_at * 1000))
                 group.append([e.key, e.namespace, expire_ms, _fields(e)])
                 size += len(e.value)
                 if len(group) >= _PUT_GROUP or size >= _PUT_GROUP_BYTES:
