@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -32,7 +33,13 @@ from sheetcache._cachekey import cache_key
 from sheetcache._codec import decode_value, encode_value, is_immutable
 from sheetcache._errors import CacheMissError, ConfigError
 from sheetcache._flight import Flight, Flights
-from sheetcache._keys import canonical_bytes, has_non_finite, lookup_bytes, parse_canonical
+from sheetcache._keys import (
+    canonical_bytes,
+    has_non_finite,
+    legacy_key,
+    lookup_bytes,
+    parse_canonical,
+)
 from sheetcache._l1 import DECODE, L1, L1Item, hit_record, l1_hash
 from sheetcache._logging import OutageLog
 from sheetcache._miss import (
@@ -95,6 +102,9 @@ class Cache:
             process may hold a key's lock before this one computes the answer itself.
         mode: ``"read-write"`` (default), ``"replay"``, ``"refresh"`` or ``"off"``; default
             ``$SHEETCACHE_MODE``. See :mod:`sheetcache._modes` and :meth:`override`.
+        legacy_keys: on a miss, also look up the key an older key format gave the same
+            question, and re-key a found entry (serve it, store it under the current key).
+            Costs ~5 us per miss; False once every entry has been re-keyed (or migrated).
 
     Example:
         >>> cache = Cache("memory://")
@@ -115,6 +125,7 @@ class Cache:
         outbox: str | Path | None = None,
         lock_timeout: float = 120.0,
         mode: str | None = None,
+        legacy_keys: bool = True,
     ) -> None:
         if not isinstance(namespace, str) or not namespace:
             raise ConfigError(f"namespace must be a non-empty str, not {namespace!r}")
@@ -125,6 +136,7 @@ class Cache:
         self.namespace = namespace
         self.ttl = _seconds(ttl)
         self.lock_timeout = lock_timeout
+        self.legacy_keys = legacy_keys
         self.backend: Backend = (
             url if isinstance(url, Backend) else backend_from_url(url or default_url())
         )
@@ -513,11 +525,45 @@ class Cache:
             entry = None
         if (entry is None or entry.status == "rejected") and self._outbox is not None:
             # Not flushed yet: a fresh answer (perhaps the one replacing a rejected row).
-            try:
-                entry = self._outbox.find(key) or entry
-            except Exception as exc:  # noqa: BLE001 - an unreadable queued row is a miss
-                self._counters.error(exc)
-                log.warning("sheetcache: queued answer %s unreadable (%s)", key, exc)
+            entry = self._queued(key) or entry
+        if entry is None and req.legacy and self.legacy_keys:
+            entry = self._fetch_legacy(req)
+        return entry
+
+    def _queued(self, key: str) -> Entry | None:
+        assert self._outbox is not None
+        try:
+            return self._outbox.find(key)
+        except Exception as exc:  # noqa: BLE001 - an unreadable queued row is a miss
+            self._counters.error(exc)
+            log.warning("sheetcache: queued answer %s unreadable (%s)", key, exc)
+            return None
+
+    def _fetch_legacy(self, req: Request) -> Entry | None:
+        """The entry stored under the older key format's key, re-keyed to the current one."""
+        try:
+            old = legacy_key(req.prompt, self.namespace, req.key_parts)
+        except Exception:  # noqa: BLE001 - a question the old format could not key
+            return None
+        if old is None or old == req.k.key:
+            return None
+        try:
+            found = self.backend.get_many([old]).get(old)
+        except Exception as exc:  # noqa: BLE001
+            self._counters.error(exc)
+            self._reads.failed(exc, "calls go through uncached until it recovers")
+            return None
+        if found is None and self._outbox is not None:
+            found = self._queued(old)
+        if found is None or found.status == "rejected" or found.is_expired():
+            return None
+        namespace, prompt, key_parts = parse_canonical(req.k.canonical)
+        entry = dataclasses.replace(
+            found, key=req.k.key, namespace=namespace, prompt=prompt, key_parts=key_parts
+        )
+        self._write(entry, False)  # re-key: later lookups find it under the current key
+        log.info("sheetcache: served %s from its key format 1 key %s and re-keyed it",
+                 req.k.key[:12], old[:12])  # fmt: skip
         return entry
 
     def _fetch_many(self, reqs: list[Request]) -> dict[str, Entry]:

@@ -406,3 +406,45 @@ def test_two_caches_on_one_backend_share_single_flight() -> None:
     u.join(30)
     assert results == ["once", "once"] and calls == ["called"]
     first.close()
+
+
+# -- entries stored under key format 1 ------------------------------------------------------
+
+
+def test_a_store_written_with_format_1_keys_still_hits_and_is_rekeyed(db: str) -> None:
+    from sheetcache import SQLiteBackend
+    from sheetcache._keys import legacy_key
+    from sheetcache.backends.base import Entry
+
+    prompt = [{"role": "user", "content": "What is 2+2?"}]
+    parts = {"model": "gpt-4o", "temperature": 0}
+    old_key = legacy_key(prompt, "default", parts)
+    assert old_key is not None
+    with SQLiteBackend(db.removeprefix("sqlite://")) as store:  # as the previous release wrote it
+        store.put_many([Entry(old_key, "4", "str", "default", prompt, parts, 1_700_000_000.0,
+                              duration=1.5)])  # fmt: skip
+    with Cache(db) as cache:
+        assert cache.key(prompt, **parts) != old_key
+        assert cache.get_or_call(prompt, never, **parts) == "4"
+        assert cache.stats.hits == 1 and cache.stats.saved_seconds == 1.5
+        rekeyed = cache.backend.get_many([cache.key(prompt, **parts)])
+        assert rekeyed[cache.key(prompt, **parts)].value == "4"
+    with Cache(db, legacy_keys=False) as cache:  # found under the current key from now on
+        assert cache.get_or_call(prompt, never, model="gpt-4o", temperature=0.0) == "4"
+    with Cache(db, legacy_keys=False) as cache:  # and without the re-key it would miss
+        assert cache.get_or_call(prompt, lambda p: "other", model="gpt-4o-mini") == "other"
+
+
+def test_legacy_lookups_never_serve_a_rejected_or_expired_entry(db: str) -> None:
+    from sheetcache import SQLiteBackend
+    from sheetcache._keys import legacy_key
+    from sheetcache.backends.base import Entry
+
+    with SQLiteBackend(db.removeprefix("sqlite://")) as store:
+        store.put_many([
+            Entry(legacy_key("rejected", "default", {}) or "", "bad", status="rejected"),
+            Entry(legacy_key("expired", "default", {}) or "", "old", expires_at=1.0),
+        ])  # fmt: skip
+    with Cache(db) as cache:
+        assert cache.get_or_call("rejected", lambda p: "fresh") == "fresh"
+        assert cache.get_or_call("expired", lambda p: "fresh") == "fresh"
