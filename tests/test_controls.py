@@ -448,3 +448,18 @@ def test_legacy_lookups_never_serve_a_rejected_or_expired_entry(db: str) -> None
     with Cache(db) as cache:
         assert cache.get_or_call("rejected", lambda p: "fresh") == "fresh"
         assert cache.get_or_call("expired", lambda p: "fresh") == "fresh"
+
+
+# -- the README's examples run as written -------------------------------------------------
+
+
+def test_the_readme_control_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Control for CI and debugging", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) >= 3
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own documentation
