@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # asyncio is imported when a task first waits: `import sheetcache` stays light
+    import asyncio
 
 __all__ = ["Flight", "Flights"]
 
@@ -60,6 +62,8 @@ class Flight:
 
     async def await_result(self) -> Any:
         """Wait without blocking the loop; the leader may be a thread or another task."""
+        import asyncio
+
         fut: asyncio.Future[None] | None = None
         with self._lock:
             self.waiting += 1

@@ -14,7 +14,6 @@ of raising), so only the user's call can raise out of a step.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
@@ -189,6 +188,8 @@ def run_sync(front: Cache, steps: Steps, call: Callable[[], Any]) -> Any:
 
 async def run_async(front: Cache, steps: Steps, call: Callable[[], Awaitable[Any]]) -> Any:
     """Drive ``steps`` with awaits; blocking network steps run in a worker thread."""
+    import asyncio  # here, not at the top: sync-only users never pay for importing it
+
     result: Any = None
     error: BaseException | None = None
     backend = front.backend
