@@ -77,11 +77,13 @@ def main() -> None:
             print(f"floor: iter_entries over all {count:,}: {floor * 1e3:,.0f} ms "
                   f"({floor / count * 1e6:.1f} us/entry)")  # fmt: skip
             keys = sorted(e.key for e in cache.backend.iter_entries("default"))
-            middle = next(i for i in range(N) if make_key(messages(i), "default", **PARTS) == keys[N // 2])
+            middle = next(
+                i for i in range(N) if make_key(messages(i), "default", **PARTS) == keys[N // 2]
+            )
             for label, i in (("newest entry", N - 1), ("entry in the middle of key order", middle)):
                 prompt, parts = query(i)
                 for limit in (SCAN_LIMIT, None):
-                    t, ex = timed(lambda: explain(cache, prompt, parts, limit=limit))
+                    t, ex = timed(lambda p=prompt, k=parts, n=limit: explain(cache, p, k, limit=n))
                     found = ex.nearest is not None and ex.nearest.value == f"answer {i}"
                     print(f"explain, nearest = {label}, limit={limit}: {t * 1e3:,.0f} ms, "
                           f"scanned {ex.scanned:,}, found it: {found}, "
