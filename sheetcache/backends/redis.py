@@ -485,7 +485,7 @@ class RedisBackend(Backend):
             size = 0
             for e in batch:
                 touched.add(e.namespace)
-                expire_ms = "" if e.expires_at is None else str(math.ceil(e.expires_at * 1000))
+                expire_ms = "" if e.expires_at is None else str(int(e.expires_at * 1000))
                 group.append([e.key, e.namespace, expire_ms, _fields(e)])
                 size += len(e.value)
                 if len(group) >= _PUT_GROUP or size >= _PUT_GROUP_BYTES:
@@ -544,9 +544,9 @@ class RedisBackend(Backend):
 
     # -- cross-process single flight ----------------------------------------------------
 
-    def try_lock(self, key: str, ttl: float) -> bool | None:
+    def try_lock(self, key: str, ttl: float, owner: str | None = None) -> bool | None:
         """``SET P:v1:lock:<key> <token> NX PX ttl``; False also when the answer is stored."""
-        token = uuid.uuid4().hex
+        token = owner or uuid.uuid4().hex
         ttl_ms = max(1, math.ceil(ttl * 1000))
         got = self._lock(
             keys=[self._lock_base + key, self._entry_base + key],
@@ -559,10 +559,11 @@ class RedisBackend(Backend):
             self._tokens[key] = token
         return True
 
-    def unlock(self, key: str) -> None:
+    def unlock(self, key: str, owner: str | None = None) -> None:
         """Delete the lock only if it still holds our token (compare-and-delete)."""
         with self._tokens_lock:
             token = self._tokens.pop(key, None)
+        token = owner or token
         if token is not None:
             self._unlock(keys=[self._lock_base + key], args=[token], client=self._client())
 
