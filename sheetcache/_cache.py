@@ -27,11 +27,12 @@ from typing import Any, TypeVar, overload
 
 import orjson
 
-from sheetcache import _modes
+from sheetcache import _explain, _modes
 from sheetcache._answer import Lookup
 from sheetcache._cachekey import cache_key
 from sheetcache._codec import decode_value, encode_value, is_immutable
 from sheetcache._errors import CacheMissError, ConfigError
+from sheetcache._explain import SCAN_LIMIT, Explanation
 from sheetcache._flight import Flight, Flights
 from sheetcache._keys import (
     canonical_bytes,
@@ -288,6 +289,27 @@ class Cache:
         if value is MISS or entry is None:
             return Lookup(False, req.k.key)
         return Lookup(True, req.k.key, value, entry.metadata, entry)
+
+    def explain(
+        self, prompt: Any, *, limit: int | None = SCAN_LIMIT, **key_parts: Any
+    ) -> Explanation:
+        """Why ``prompt`` with ``key_parts`` hits or misses: for a miss, the nearest stored
+        entry of the namespace and the key paths that differ from it.
+
+        Reads at most ``limit`` entries of the namespace (None: all); see
+        :func:`sheetcache._explain.explain` for how the search is bounded. It never calls
+        or stores anything, whatever the mode.
+
+        Example:
+            >>> cache = Cache("memory://")
+            >>> _ = cache.get_or_call("Hi", lambda p: "Hello", model="m", temperature=0.2)
+            >>> cache.explain("Hi", model="m", temperature=0.7).diff
+            ['parts.temperature: 0.2 → 0.7']
+
+        Raises:
+            TypeError: the prompt or a key part cannot be keyed.
+        """
+        return _explain.explain(self, prompt, dict(key_parts), limit=limit)
 
     def set(
         self,
@@ -629,10 +651,15 @@ class Cache:
         return value
 
     def _miss_error(self, req: Request) -> CacheMissError:
+        why = ""
+        try:
+            why = "\n" + str(self.explain(req.prompt, **req.key_parts))
+        except Exception as exc:  # noqa: BLE001 - the miss itself is the news: never mask it
+            log.debug("sheetcache: could not explain the miss of %s: %s", req.k.key, exc)
         return CacheMissError(
             f"replay mode: no stored answer for key {req.k.key[:12]} in namespace "
             f"{self.namespace!r}, and replay never calls the function. Record it first with "
-            "mode='read-write' (or unset $SHEETCACHE_MODE).",
+            f"mode='read-write' (or unset $SHEETCACHE_MODE).{why}",
             req.k.key,
         )
 

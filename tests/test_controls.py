@@ -57,6 +57,19 @@ def test_replay_serves_hits_and_raises_before_any_call(db: str) -> None:
         assert cache.backend.count() == 1  # nothing was stored
 
 
+def test_replay_miss_explains_what_differs(db: str) -> None:
+    with Cache(db) as cache:
+        cache.get_or_call("Hi", lambda p: "Hello", model="m", temperature=0.2)
+        with cache.override(mode="replay"), pytest.raises(CacheMissError) as info:
+            cache.get_or_call("Hi", never, model="m", temperature=0.7)
+        assert "parts.temperature: 0.2 → 0.7" in str(info.value)
+        explanation = cache.explain("Hi", model="m", temperature=0.7)
+        assert not explanation.hit and explanation.key == info.value.key
+        assert explanation.diff == ["parts.temperature: 0.2 → 0.7"]
+        assert str(explanation) in str(info.value)
+        assert cache.explain("Hi", model="m", temperature=0.2).hit
+
+
 async def test_replay_raises_in_async_calls(db: str) -> None:
     with Cache(db, mode="replay") as cache, pytest.raises(CacheMissError):
         await cache.aget_or_call("unknown", anever)
