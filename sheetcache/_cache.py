@@ -66,6 +66,9 @@ log = logging.getLogger("sheetcache")
 
 T = TypeVar("T")
 _UNSET: Any = object()
+#: With ``legacy_keys=None``, legacy lookups stop after this many misses in a row found
+#: nothing under the old key: the store then holds no (more) entries of the old format.
+LEGACY_GIVE_UP = 1000
 _SAMPLE_PART = "sheetcache.sample"  # the key part that tells a sample's rows apart
 _ids = itertools.count(1)
 
@@ -103,9 +106,11 @@ class Cache:
             process may hold a key's lock before this one computes the answer itself.
         mode: ``"read-write"`` (default), ``"replay"``, ``"refresh"`` or ``"off"``; default
             ``$SHEETCACHE_MODE``. See :mod:`sheetcache._modes` and :meth:`override`.
-        legacy_keys: on a miss, also look up the key an older key format gave the same
+        legacy_keys: on a miss, also look up the key the previous key format gave the same
             question, and re-key a found entry (serve it, store it under the current key).
-            Costs ~5 us per miss; False once every entry has been re-keyed (or migrated).
+            None (default): do so until :data:`LEGACY_GIVE_UP` misses in a row found nothing
+            there (a store without old entries stops paying the ~5 us per miss); True:
+            always; False: never (``sheetcache migrate`` re-keys a whole store at once).
 
     Example:
         >>> cache = Cache("memory://")
@@ -126,7 +131,7 @@ class Cache:
         outbox: str | Path | None = None,
         lock_timeout: float = 120.0,
         mode: str | None = None,
-        legacy_keys: bool = True,
+        legacy_keys: bool | None = None,
     ) -> None:
         if not isinstance(namespace, str) or not namespace:
             raise ConfigError(f"namespace must be a non-empty str, not {namespace!r}")
@@ -138,6 +143,7 @@ class Cache:
         self.ttl = _seconds(ttl)
         self.lock_timeout = lock_timeout
         self.legacy_keys = legacy_keys
+        self._legacy_misses = 0  # misses in a row with nothing under the legacy key
         self.backend: Backend = (
             url if isinstance(url, Backend) else backend_from_url(url or default_url())
         )
@@ -548,8 +554,10 @@ class Cache:
         if (entry is None or entry.status == "rejected") and self._outbox is not None:
             # Not flushed yet: a fresh answer (perhaps the one replacing a rejected row).
             entry = self._queued(key) or entry
-        if entry is None and req.legacy and self.legacy_keys:
-            entry = self._fetch_legacy(req)
+        if entry is None and req.legacy and self.legacy_keys is not False:
+            if self.legacy_keys or self._legacy_misses < LEGACY_GIVE_UP:
+                entry = self._fetch_legacy(req)
+                self._legacy_misses = 0 if entry is not None else self._legacy_misses + 1
         return entry
 
     def _queued(self, key: str) -> Entry | None:

@@ -448,6 +448,24 @@ def test_a_store_written_with_format_1_keys_still_hits_and_is_rekeyed(db: str) -
         assert cache.get_or_call(prompt, lambda p: "other", model="gpt-4o-mini") == "other"
 
 
+def test_legacy_lookups_stop_after_a_run_of_misses_unless_asked_to_keep_on(db: str) -> None:
+    from sheetcache import SQLiteBackend
+    from sheetcache._cache import LEGACY_GIVE_UP
+    from sheetcache._keys import legacy_key
+    from sheetcache.backends.base import Entry
+
+    with SQLiteBackend(db.removeprefix("sqlite://")) as store:
+        store.put_many([Entry(legacy_key("old", "default", {}) or "", "from format 1")])
+    with Cache(db, legacy_keys=False) as cache:
+        assert cache.get_or_call("old", lambda p: "called", store=False) == "called"
+    # The last run serves the old entry and re-keys it, so it comes last.
+    for legacy_keys, expected in ((None, "called"), (True, "from format 1")):
+        with Cache(db, legacy_keys=legacy_keys, l1_size=0) as cache:
+            for i in range(LEGACY_GIVE_UP):
+                cache.get_or_call(f"new {i}", lambda p: "new", store=False)
+            assert cache.get_or_call("old", lambda p: "called", store=False) == expected
+
+
 def test_legacy_lookups_never_serve_a_rejected_or_expired_entry(db: str) -> None:
     from sheetcache import SQLiteBackend
     from sheetcache._keys import legacy_key
