@@ -554,10 +554,16 @@ class Cache:
         if (entry is None or entry.status == "rejected") and self._outbox is not None:
             # Not flushed yet: a fresh answer (perhaps the one replacing a rejected row).
             entry = self._queued(key) or entry
-        if entry is None and req.legacy and self.legacy_keys is not False:
-            if self.legacy_keys or self._legacy_misses < LEGACY_GIVE_UP:
-                entry = self._fetch_legacy(req)
-                self._legacy_misses = 0 if entry is not None else self._legacy_misses + 1
+        if (
+            entry is None
+            and req.legacy
+            and (
+                self.legacy_keys
+                or (self.legacy_keys is None and self._legacy_misses < LEGACY_GIVE_UP)
+            )
+        ):
+            entry = self._fetch_legacy(req)
+            self._legacy_misses = 0 if entry is not None else self._legacy_misses + 1
         return entry
 
     def _queued(self, key: str) -> Entry | None:
