@@ -41,7 +41,7 @@ from sheetcache._keys import (
     lookup_bytes,
     parse_canonical,
 )
-from sheetcache._l1 import DECODE, L1, L1Item, hit_record, l1_hash
+from sheetcache._l1 import DECODE, L1, L1Item, has_null, hit_record, l1_hash
 from sheetcache._logging import OutageLog
 from sheetcache._miss import (
     CALL,
@@ -514,7 +514,9 @@ class Cache:
         return None, sample_steps(self, self._sample_requests(req, samples))
 
     def _l1_serve(self, item: L1Item, prompt: Any, key_parts: Mapping[str, Any]) -> Any:
-        if item.has_null and (has_non_finite(prompt) or has_non_finite(key_parts)):
+        if (item.has_null or (item.has_null is None and has_null(item))) and (
+            has_non_finite(prompt) or has_non_finite(key_parts)
+        ):
             canonical_bytes(prompt, self.namespace, key_parts)  # raises on NaN, as a miss would
         if item.expires_at is not None and item.expires_at <= time.time():
             self._l1.drop(item.lookup)
@@ -538,6 +540,8 @@ class Cache:
     ) -> Request:  # fmt: skip
         k = cache_key(prompt, self.namespace, key_parts, lookup=lk, with_lookup=bool(self._l1.size))
         serve = not refresh and mode is not REFRESH
+        if ttl is not _UNSET:
+            _seconds(ttl)  # a bad ttl is the caller's error: say so before anything is paid
         return Request(prompt, key_parts, k, serve, mode is REPLAY, store, ttl)
 
     # -- steps of the miss protocol (see sheetcache._miss); I/O steps never raise --------
@@ -546,7 +550,8 @@ class Cache:
         key = req.k.key
         try:
             entry = self.backend.lookup(key)
-            self._reads.ok()
+            if self._reads.failing:
+                self._reads.ok()
         except Exception as exc:  # noqa: BLE001 - fail open: a broken store is a miss
             self._counters.error(exc)
             self._reads.failed(exc, "calls go through uncached until it recovers")
@@ -729,7 +734,8 @@ class Cache:
         if direct or self._outbox is None:
             try:
                 self.backend.put_many([entry])
-                self._writes.ok()
+                if self._writes.failing:
+                    self._writes.ok()
                 return
             except Exception as exc:  # noqa: BLE001
                 self._counters.error(exc)

@@ -118,11 +118,9 @@ def miss_steps(front: Cache, req: Request) -> Steps:
             value = found
         else:
             value = yield from _call_and_store(front, req, flight, locked)
-        flight.finish(value)
     except BaseException as exc:
         error = exc
-        flight.finish(error=exc)
-    front._flights.land(k.key, flight)
+    front._flights.land(k.key, flight, value, error)
     if locked:
         yield UNLOCK, k.key
     if error is not None:

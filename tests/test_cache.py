@@ -628,3 +628,13 @@ def test_a_fresh_answer_queued_over_a_rejected_entry_is_served(tmp_path: Path) -
         backend.writes_down = False
         assert cache.flush(timeout=30)
         assert backend.get_many([key])[key].value == "fresh"
+
+
+def test_an_l1_hit_never_answers_a_nan_with_a_stored_null(db: str) -> None:
+    # orjson writes NaN as null, so the L1's bytes for temperature=None and =NaN are equal:
+    # the hit path must still refuse the NaN as the canonical key does.
+    with Cache(db) as cache:
+        assert cache.get_or_call("q", lambda p: "for None", temperature=None) == "for None"
+        assert cache.get_or_call("q", lambda p: "unused", temperature=None) == "for None"
+        with pytest.raises(TypeError, match="NaN"):
+            cache.get_or_call("q", lambda p: "never", temperature=float("nan"))
