@@ -494,3 +494,61 @@ def test_the_readme_control_examples_run(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(tmp_path)
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own documentation
+
+
+# -- one protocol: the sync and async shells behave alike ---------------------------------
+
+
+@pytest.mark.parametrize("shell", ["sync", "async"])
+def test_both_shells_wait_for_another_owners_lock_then_warn_and_call(
+    shell: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = MemoryBackend()
+    cache = Cache(backend, lock_timeout=0.3)
+    key = cache.key("q")
+    assert backend.try_lock(key, 60, "another process") is True
+
+    async def acall(prompt: object) -> str:
+        return "computed anyway"
+
+    with caplog.at_level("WARNING", logger="sheetcache"):
+        if shell == "sync":
+            got = cache.get_or_call("q", lambda p: "computed anyway")
+        else:
+            got = asyncio.run(cache.aget_or_call("q", acall))
+    assert got == "computed anyway"
+    assert any("waited 0.3s for another process" in r.getMessage() for r in caplog.records)
+    backend.unlock(key, "another process")
+    cache.close()
+
+
+@pytest.mark.parametrize("shell", ["sync", "async"])
+def test_both_shells_serve_what_the_lock_holder_stored(shell: str) -> None:
+    class CountingBackend(MemoryBackend):
+        tries = 0
+
+        def try_lock(self, key: str, ttl: float, owner: str) -> bool:
+            self.tries += 1
+            return super().try_lock(key, ttl, owner)
+
+    backend = CountingBackend()
+    holder, waiter = Cache(backend), Cache(backend, lock_timeout=30)
+    key = waiter.key("q")
+    assert backend.try_lock(key, 60, "holder") is True
+    results: list[str] = []
+
+    def wait() -> None:
+        if shell == "sync":
+            results.append(waiter.get_or_call("q", never))
+        else:
+            results.append(asyncio.run(waiter.aget_or_call("q", anever)))
+
+    t = threading.Thread(target=wait)
+    t.start()
+    wait_until(lambda: backend.tries >= 3, what="the waiter to poll the lock")
+    holder.set("q", "from the holder")
+    backend.unlock(key, "holder")
+    t.join(30)
+    assert results == ["from the holder"]
+    holder.close()
+    waiter.close()
