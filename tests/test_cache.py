@@ -638,3 +638,31 @@ def test_an_l1_hit_never_answers_a_nan_with_a_stored_null(db: str) -> None:
         assert cache.get_or_call("q", lambda p: "unused", temperature=None) == "for None"
         with pytest.raises(TypeError, match="NaN"):
             cache.get_or_call("q", lambda p: "never", temperature=float("nan"))
+
+
+def test_decode_failures_anywhere_are_logged_misses(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    with Cache(f"sqlite:///{tmp_path}/l1.db") as cache:  # the L1's copy no longer decodes
+        cache.get_or_call("q", lambda p: {"a": 1})
+        (item,) = cache._l1.items.values()
+        item.text = "{broken"
+        with caplog.at_level("WARNING", logger="sheetcache"):  # an L1 miss: the store's is fine
+            assert cache.get_or_call("q", lambda p: {"a": 2}) == {"a": 1}
+        assert any("no longer decodes" in r.getMessage() for r in caplog.records)
+        assert cache.stats.misses == 1  # only the first call
+    backend = SwitchableBackend(tmp_path / "remote.db")
+    backend.down = True
+    outbox = tmp_path / "outbox.db"
+    with Cache(backend, outbox=outbox, l1_size=0) as cache:  # a queued row no longer reads
+        cache.get_or_call("q", lambda p: "queued")
+        with sqlite3.connect(outbox) as conn:
+            conn.execute("UPDATE outbox SET entry = ?", (b"{not json",))
+        conn.close()
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="sheetcache"):
+            assert cache.get_or_call("q", lambda p: "fresh") == "fresh"
+        assert any("unreadable" in r.getMessage() for r in caplog.records)
+        cache.close(timeout=0.1)
