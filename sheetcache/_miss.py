@@ -80,9 +80,19 @@ def miss_steps(front: Cache, req: Request) -> Steps:
             return value
         if req.replay:
             raise front._miss_error(req)
-    flight, leader = front._flights.join(k.key)
-    if not leader:
-        return front._followed(flight, (yield WAIT, flight))
+    while True:
+        flight, leader = front._flights.join(k.key)
+        if leader:
+            break
+        try:
+            value = yield WAIT, flight
+        except BaseException as exc:
+            if exc is flight.error and not isinstance(exc, Exception):
+                # The leader was cancelled or interrupted, not failed: that is not our
+                # answer. Lead a new flight ourselves.
+                continue
+            raise
+        return front._followed(flight, value)
     locked = False
     error: BaseException | None = None
     value = None

@@ -666,3 +666,31 @@ def test_decode_failures_anywhere_are_logged_misses(
             assert cache.get_or_call("q", lambda p: "fresh") == "fresh"
         assert any("unreadable" in r.getMessage() for r in caplog.records)
         cache.close(timeout=0.1)
+
+
+async def test_a_cancelled_leader_does_not_cancel_its_followers(db: str) -> None:
+    started = asyncio.Event()
+    calls = 0
+
+    async def slow(prompt: object) -> str:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await asyncio.sleep(3600)
+        return "never"
+
+    async def quick(prompt: object) -> str:
+        nonlocal calls
+        calls += 1
+        return "the follower's own answer"
+
+    with Cache(db) as cache:
+        leader = asyncio.create_task(cache.aget_or_call("q", slow))
+        await started.wait()
+        follower = asyncio.create_task(cache.aget_or_call("q", quick))
+        await await_until(lambda: followers(cache) == 1, what="the follower to join")
+        leader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+        assert await follower == "the follower's own answer"
+        assert calls == 2 and cache.get("q") == "the follower's own answer"
