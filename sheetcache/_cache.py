@@ -13,27 +13,35 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import orjson
 
-from sheetcache import _modes
+from sheetcache import _explain, _modes
 from sheetcache._answer import Lookup
 from sheetcache._cachekey import cache_key
 from sheetcache._codec import decode_value, encode_value, is_immutable
 from sheetcache._errors import CacheMissError, ConfigError
+from sheetcache._explain import SCAN_LIMIT, Explanation
 from sheetcache._flight import Flight, Flights
-from sheetcache._keys import canonical_bytes, has_non_finite, lookup_bytes
-from sheetcache._l1 import DECODE, L1, L1Item, hit_record, l1_hash
+from sheetcache._keys import (
+    canonical_bytes,
+    has_non_finite,
+    legacy_key,
+    lookup_bytes,
+    parse_canonical,
+)
+from sheetcache._l1 import DECODE, L1, L1Item, has_null, hit_record, l1_hash
 from sheetcache._logging import OutageLog
 from sheetcache._miss import (
     CALL,
@@ -58,6 +66,9 @@ log = logging.getLogger("sheetcache")
 
 T = TypeVar("T")
 _UNSET: Any = object()
+#: With ``legacy_keys=None``, legacy lookups stop after this many misses in a row found
+#: nothing under the old key: the store then holds no (more) entries of the old format.
+LEGACY_GIVE_UP = 1000
 _SAMPLE_PART = "sheetcache.sample"  # the key part that tells a sample's rows apart
 _ids = itertools.count(1)
 
@@ -95,6 +106,11 @@ class Cache:
             process may hold a key's lock before this one computes the answer itself.
         mode: ``"read-write"`` (default), ``"replay"``, ``"refresh"`` or ``"off"``; default
             ``$SHEETCACHE_MODE``. See :mod:`sheetcache._modes` and :meth:`override`.
+        legacy_keys: on a miss, also look up the key the previous key format gave the same
+            question, and re-key a found entry (serve it, store it under the current key).
+            None (default): do so until :data:`LEGACY_GIVE_UP` misses in a row found nothing
+            there (a store without old entries stops paying the ~5 us per miss); True:
+            always; False: never (``sheetcache migrate`` re-keys a whole store at once).
 
     Example:
         >>> cache = Cache("memory://")
@@ -115,6 +131,7 @@ class Cache:
         outbox: str | Path | None = None,
         lock_timeout: float = 120.0,
         mode: str | None = None,
+        legacy_keys: bool | None = None,
     ) -> None:
         if not isinstance(namespace, str) or not namespace:
             raise ConfigError(f"namespace must be a non-empty str, not {namespace!r}")
@@ -125,6 +142,8 @@ class Cache:
         self.namespace = namespace
         self.ttl = _seconds(ttl)
         self.lock_timeout = lock_timeout
+        self.legacy_keys = legacy_keys
+        self._legacy_misses = 0  # misses in a row with nothing under the legacy key
         self.backend: Backend = (
             url if isinstance(url, Backend) else backend_from_url(url or default_url())
         )
@@ -132,6 +151,8 @@ class Cache:
         self._id = next(_ids)
         # Compare-and-delete token for cross-process locks: no other Cache can release ours.
         self._owner = f"{os.getpid()}:{uuid.uuid4().hex}"
+        # A store without cross-process locks (the base class's try_lock) skips that step.
+        self._has_locks = type(self.backend).try_lock is not Backend.try_lock
         self._l1 = L1(l1_size)
         self._l1_items = self._l1.items  # read directly on the hot path
         self._counters = Counters()
@@ -275,6 +296,27 @@ class Cache:
             return Lookup(False, req.k.key)
         return Lookup(True, req.k.key, value, entry.metadata, entry)
 
+    def explain(
+        self, prompt: Any, *, limit: int | None = SCAN_LIMIT, **key_parts: Any
+    ) -> Explanation:
+        """Why ``prompt`` with ``key_parts`` hits or misses: for a miss, the nearest stored
+        entry of the namespace and the key paths that differ from it.
+
+        Reads at most ``limit`` entries of the namespace (None: all); see
+        :func:`sheetcache._explain.explain` for how the search is bounded. It never calls
+        or stores anything, whatever the mode.
+
+        Example:
+            >>> cache = Cache("memory://")
+            >>> _ = cache.get_or_call("Hi", lambda p: "Hello", model="m", temperature=0.2)
+            >>> cache.explain("Hi", model="m", temperature=0.7).diff
+            ['parts.temperature: 0.2 → 0.7']
+
+        Raises:
+            TypeError: the prompt or a key part cannot be keyed.
+        """
+        return _explain.explain(self, prompt, dict(key_parts), limit=limit)
+
     def set(
         self,
         prompt: Any,
@@ -338,14 +380,19 @@ class Cache:
     def cached(self, fn: Callable[..., T], /) -> Callable[..., T]: ...
     @overload
     def cached(
-        self, fn: None = None, /, *, ttl: float | timedelta | None = ..., **key_parts: Any
-    ) -> Callable[[Callable[..., T]], Callable[..., T]]: ...
+        self, fn: None = None, /, *, ttl: float | timedelta | None = ...,
+        ignore: Collection[str] = ..., include: Collection[str] = ..., source: bool = ...,
+        **key_parts: Any,
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]: ...  # fmt: skip
     def cached(self, fn: Any = None, /, *, ttl: Any = _UNSET, **key_parts: Any) -> Any:
         """Decorate a sync or async function so calls with equal arguments are cached.
 
         The key holds the function's module and qualified name, its bound arguments (with
-        defaults applied, so ``f(1)`` and ``f(x=1)`` share an entry) and ``key_parts``.
-        See :func:`sheetcache._decorator.cached` for the details.
+        defaults applied, so ``f(1)`` and ``f(x=1)`` share an entry), a hash of its source
+        (``source=False`` to leave it out) and ``key_parts``. Left out: ``self``/``cls`` (a
+        method keys by its class, and ``__cache_key__()`` if defined), pydantic-ai
+        ``RunContext`` arguments, names in ``ignore``, and secret-named arguments unless
+        named in ``include``. See :func:`sheetcache._decorator.cached` for the details.
 
         Example:
             >>> cache = Cache("memory://")
@@ -467,7 +514,9 @@ class Cache:
         return None, sample_steps(self, self._sample_requests(req, samples))
 
     def _l1_serve(self, item: L1Item, prompt: Any, key_parts: Mapping[str, Any]) -> Any:
-        if item.has_null and (has_non_finite(prompt) or has_non_finite(key_parts)):
+        if (item.has_null or (item.has_null is None and has_null(item))) and (
+            has_non_finite(prompt) or has_non_finite(key_parts)
+        ):
             canonical_bytes(prompt, self.namespace, key_parts)  # raises on NaN, as a miss would
         if item.expires_at is not None and item.expires_at <= time.time():
             self._l1.drop(item.lookup)
@@ -491,6 +540,8 @@ class Cache:
     ) -> Request:  # fmt: skip
         k = cache_key(prompt, self.namespace, key_parts, lookup=lk, with_lookup=bool(self._l1.size))
         serve = not refresh and mode is not REFRESH
+        if ttl is not _UNSET:
+            _seconds(ttl)  # a bad ttl is the caller's error: say so before anything is paid
         return Request(prompt, key_parts, k, serve, mode is REPLAY, store, ttl)
 
     # -- steps of the miss protocol (see sheetcache._miss); I/O steps never raise --------
@@ -499,18 +550,61 @@ class Cache:
         key = req.k.key
         try:
             entry = self.backend.lookup(key)
-            self._reads.ok()
+            if self._reads.failing:
+                self._reads.ok()
         except Exception as exc:  # noqa: BLE001 - fail open: a broken store is a miss
             self._counters.error(exc)
             self._reads.failed(exc, "calls go through uncached until it recovers")
             entry = None
         if (entry is None or entry.status == "rejected") and self._outbox is not None:
             # Not flushed yet: a fresh answer (perhaps the one replacing a rejected row).
-            try:
-                entry = self._outbox.find(key) or entry
-            except Exception as exc:  # noqa: BLE001 - an unreadable queued row is a miss
-                self._counters.error(exc)
-                log.warning("sheetcache: queued answer %s unreadable (%s)", key, exc)
+            entry = self._queued(key) or entry
+        if (
+            entry is None
+            and req.legacy
+            and (
+                self.legacy_keys
+                or (self.legacy_keys is None and self._legacy_misses < LEGACY_GIVE_UP)
+            )
+        ):
+            entry = self._fetch_legacy(req)
+            self._legacy_misses = 0 if entry is not None else self._legacy_misses + 1
+        return entry
+
+    def _queued(self, key: str) -> Entry | None:
+        assert self._outbox is not None
+        try:
+            return self._outbox.find(key)
+        except Exception as exc:  # noqa: BLE001 - an unreadable queued row is a miss
+            self._counters.error(exc)
+            log.warning("sheetcache: queued answer %s unreadable (%s)", key, exc)
+            return None
+
+    def _fetch_legacy(self, req: Request) -> Entry | None:
+        """The entry stored under the older key format's key, re-keyed to the current one."""
+        try:
+            old = legacy_key(req.prompt, self.namespace, req.key_parts)
+        except Exception:  # noqa: BLE001 - a question the old format could not key
+            return None
+        if old is None or old == req.k.key:
+            return None
+        try:
+            found = self.backend.get_many([old]).get(old)
+        except Exception as exc:  # noqa: BLE001
+            self._counters.error(exc)
+            self._reads.failed(exc, "calls go through uncached until it recovers")
+            return None
+        if found is None and self._outbox is not None:
+            found = self._queued(old)
+        if found is None or found.status == "rejected" or found.is_expired():
+            return None
+        namespace, prompt, key_parts = parse_canonical(req.k.canonical)
+        entry = dataclasses.replace(
+            found, key=req.k.key, namespace=namespace, prompt=prompt, key_parts=key_parts
+        )
+        self._write(entry, False)  # re-key: later lookups find it under the current key
+        log.info("sheetcache: served %s from its key format 1 key %s and re-keyed it",
+                 req.k.key[:12], old[:12])  # fmt: skip
         return entry
 
     def _fetch_many(self, reqs: list[Request]) -> dict[str, Entry]:
@@ -561,9 +655,11 @@ class Cache:
         return MISS if item is None else self._l1_serve(item, req.prompt, req.key_parts)
 
     def _remember(self, req: Request, entry: Entry, value: Any) -> L1Item:
+        """Put a stored answer in the L1; the item also counts hits on it."""
+        if not req.k.lookup:  # no L1: only what a hit needs to be counted
+            return hit_record(entry.key, entry.duration, entry.metadata)
         item = L1Item(req.k.lookup, entry, value)
-        if req.k.lookup:
-            self._l1.put(item)
+        self._l1.put(item)
         return item
 
     def _followed(self, flight: Flight, value: Any) -> Any:
@@ -574,10 +670,15 @@ class Cache:
         return value
 
     def _miss_error(self, req: Request) -> CacheMissError:
+        why = ""
+        try:
+            why = "\n" + str(self.explain(req.prompt, **req.key_parts))
+        except Exception as exc:  # noqa: BLE001 - the miss itself is the news: never mask it
+            log.debug("sheetcache: could not explain the miss of %s: %s", req.k.key, exc)
         return CacheMissError(
             f"replay mode: no stored answer for key {req.k.key[:12]} in namespace "
             f"{self.namespace!r}, and replay never calls the function. Record it first with "
-            "mode='read-write' (or unset $SHEETCACHE_MODE).",
+            f"mode='read-write' (or unset $SHEETCACHE_MODE).{why}",
             req.k.key,
         )
 
@@ -604,7 +705,7 @@ class Cache:
         value_type, text = encode_value(value)
         lifetime = self.ttl if req.ttl is _UNSET else _seconds(req.ttl)
         now = time.time()
-        _version, namespace, prompt, key_parts = orjson.loads(req.k.canonical)
+        namespace, prompt, key_parts = parse_canonical(req.k.canonical)
         return Entry(
             req.k.key, text, value_type, namespace, prompt, key_parts, now,
             None if lifetime is None else now + lifetime, 0, None, duration,
@@ -633,7 +734,8 @@ class Cache:
         if direct or self._outbox is None:
             try:
                 self.backend.put_many([entry])
-                self._writes.ok()
+                if self._writes.failing:
+                    self._writes.ok()
                 return
             except Exception as exc:  # noqa: BLE001
                 self._counters.error(exc)

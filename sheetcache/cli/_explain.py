@@ -1,0 +1,64 @@
+"""``sheetcache explain KEY --against KEY``: what differs between two stored entries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from sheetcache._cache import Cache
+from sheetcache._errors import SheetcacheError
+from sheetcache._explain import diff_entries
+from sheetcache._urls import default_url, redact_url
+from sheetcache.backends.base import Entry
+from sheetcache.cli import app
+
+console = Console(highlight=False)
+err = Console(stderr=True)
+
+
+def _resolve(cache: Cache, prefix: str) -> Entry:
+    """The one entry whose key starts with ``prefix`` (6+ hex characters)."""
+    prefix = prefix.strip().lower()
+    if len(prefix) < 6:
+        err.print("[red]error:[/red] give a key or at least its first 6 characters")
+        raise typer.Exit(2)
+    if len(prefix) == 64:
+        found = cache.backend.get_many([prefix]).get(prefix)
+        matches = [] if found is None else [found]
+    else:
+        matches = [e for e in cache.backend.iter_entries() if e.key.startswith(prefix)]
+    if not matches:
+        err.print(f"[red]error:[/red] no entry with a key starting {prefix!r}")
+        raise typer.Exit(1)
+    if len(matches) > 1:
+        err.print(f"[red]error:[/red] {len(matches)} keys start with {prefix!r}; give more")
+        raise typer.Exit(1)
+    return matches[0]
+
+
+@app.command("explain")
+def explain_command(
+    key: Annotated[str, typer.Argument(metavar="KEY_PREFIX", help="An entry's key (6+ chars).")],
+    against: Annotated[
+        str, typer.Option("--against", metavar="KEY_PREFIX", help="The entry to compare with.")
+    ],
+    url: Annotated[
+        str | None,
+        typer.Option("--url", "-u", help="Cache URL. Default: $SHEETCACHE_URL, else SQLite.",
+                     show_default=False),
+    ] = None,
+) -> None:  # fmt: skip
+    """Show the key paths where two stored entries differ (old = --against, new = KEY)."""
+    try:
+        cache = Cache(url)
+    except (SheetcacheError, ValueError, OSError) as exc:
+        err.print(f"[red]error:[/red] cannot open {redact_url(url or default_url())}: {exc}")
+        raise typer.Exit(2) from None
+    with cache:
+        new, old = _resolve(cache, key), _resolve(cache, against)
+        lines = diff_entries(old, new)
+    console.print(f"{old.key[:12]} → {new.key[:12]}: {len(lines)} difference(s)")
+    for line in lines or ["(none: same namespace, prompt and parts)"]:
+        console.print(f"  {line}", markup=False)
