@@ -1386,6 +1386,17 @@ async def test_replay_raises_before_the_model_is_called(cache: Cache, streamed: 
         assert ci_counting.calls == 0
 
 
+async def test_a_replay_miss_says_what_changed(cache: Cache) -> None:
+    from sheetcache import CacheMissError
+
+    agent, counting = counting_agent(cache)
+    await agent.run("Question?", model_settings={"temperature": 0.2})
+    with cache.override(mode="replay"), pytest.raises(CacheMissError) as raised:
+        await agent.run("Question?", model_settings={"temperature": 0.7})
+    assert "parts.settings.temperature: 0.2 → 0.7" in str(raised.value)
+    assert counting.calls == 1
+
+
 async def test_replay_raises_for_a_request_that_has_no_key(cache: Cache) -> None:
     from sheetcache import CacheMissError
 
