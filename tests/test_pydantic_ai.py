@@ -1614,3 +1614,17 @@ async def test_openai_stream_cancelled_midway_is_not_stored(
             assert await result.get_output() == "echo: Say something long enough"
     assert openai_stub.count == 2
     assert len(list(cache.entries())) == 1
+
+
+@pytest.mark.usefixtures("run_sync_loop")
+def test_the_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/pydantic-ai.md's first Python block, as a reader would paste it."""
+    import re
+
+    doc = (Path(__file__).parents[1] / "docs" / "pydantic-ai.md").read_text()
+    block = re.search(r"```python\n(.*?)```", doc, re.S)
+    assert block is not None and "FunctionModel" in block.group(1)
+    exec(compile(block.group(1), "docs/pydantic-ai.md", "exec"), {})  # noqa: S102
+    out = capsys.readouterr().out
+    assert "replay mode: no stored answer" in out
+    assert re.search(r"^[1-9][0-9]* tokens saved$", out, re.M)
