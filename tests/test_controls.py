@@ -450,8 +450,8 @@ def test_a_store_written_with_format_1_keys_still_hits_and_is_rekeyed(db: str) -
 
 def test_legacy_lookups_stop_after_a_run_of_misses_unless_asked_to_keep_on(db: str) -> None:
     from sheetcache import SQLiteBackend
-    from sheetcache._cache import LEGACY_GIVE_UP
     from sheetcache._keys import legacy_key
+    from sheetcache._store import LEGACY_GIVE_UP
     from sheetcache.backends.base import Entry
 
     with SQLiteBackend(db.removeprefix("sqlite://")) as store:
