@@ -39,7 +39,7 @@ from sheetcache._keys import (
     lookup_bytes,
     parse_canonical,
 )
-from sheetcache._l1 import DECODE, L1, L1Item, has_null, hit_record, l1_hash
+from sheetcache._l1 import DECODE, L1, L1Item, hit_record, l1_hash
 from sheetcache._miss import (
     CALL,
     MISS,
@@ -511,9 +511,7 @@ class Cache:
         return None, self._samples.steps(req, samples)
 
     def _l1_serve(self, item: L1Item, prompt: Any, key_parts: Mapping[str, Any]) -> Any:
-        if (item.has_null or (item.has_null is None and has_null(item))) and (
-            has_non_finite(prompt) or has_non_finite(key_parts)
-        ):
+        if item.has_null and (has_non_finite(prompt) or has_non_finite(key_parts)):
             canonical_bytes(prompt, self.namespace, key_parts)  # raises on NaN, as a miss would
         if item.expires_at is not None and item.expires_at <= time.time():
             self._l1.drop(item.lookup)
