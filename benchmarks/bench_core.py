@@ -175,10 +175,13 @@ def bench_hits(n: int, report: Report, langchain: Any) -> None:
             report.ratio(f"L1 hit / LangChain, {label}", medians[0] / medians[2], 1.5)
         if label == "messages":
             prompts = [make(i) for i in range(n)]
-            started = time.perf_counter()
-            for p in prompts:
-                cache.get_or_call(p, llm, **SETTINGS)
-            report.ratio("L1 hits/s on one thread", n / (time.perf_counter() - started), None)
+            rates = []
+            for _ in range(ROUNDS):
+                started = time.perf_counter()
+                for p in prompts:
+                    cache.get_or_call(p, llm, **SETTINGS)
+                rates.append(n / (time.perf_counter() - started))
+            report.ratio("L1 hits/s on one thread (best round)", max(rates), None)
         cache.close()
 
 
