@@ -3,9 +3,12 @@ and secret arguments; and secrets absent from every store's bytes and from ``exp
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +107,21 @@ async def test_classmethods_and_async_methods(db: str) -> None:
 
 # -- pydantic-ai tools ---------------------------------------------------------------------
 
+
+@pytest.fixture
+def run_sync_loop() -> Iterator[None]:
+    """Close the event loop ``Agent.run_sync`` leaves open (else a ResourceWarning lands on
+    a later, unrelated test)."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    if not loop.is_running():
+        loop.close()
+    asyncio.set_event_loop(None)
+
+
+@pytest.mark.usefixtures("run_sync_loop")
 
 def test_a_tool_taking_run_context_is_cached_without_ctx(db: str) -> None:
     """Issue 10, failure 4: a tool taking RunContext crashed (ctx can't be keyed)."""
@@ -276,3 +294,17 @@ def test_secrets_are_absent_from_the_sheet(sheet: Sheet, tmp_path: Path) -> None
     stored = state.read_bytes()
     assert b"fine" in stored and SECRET.encode() not in stored
     assert SECRET not in _export(sheet.url)
+
+
+def test_samples_pass_through_the_decorator(db: str) -> None:
+    drawn: list[int] = []
+    with Cache(db) as cache:
+
+        @cache.cached(samples=2, temperature=0.9)
+        def draw(q: str) -> str:
+            drawn.append(1)
+            return f"sample {len(drawn)}"
+
+        first = [draw("q"), draw("q")]
+        assert first == ["sample 1", "sample 2"]
+        assert sorted([draw("q"), draw("q")]) == first and len(drawn) == 2

@@ -1,4 +1,8 @@
-"""``sheetcache explain KEY --against KEY``: what differs between two stored entries."""
+"""``sheetcache explain KEY --against KEY``: what differs between two stored entries.
+
+Registered by :mod:`sheetcache.cli` as ``app.command("explain")(explain_command)``; this
+module does not import the package, so no import cycle.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from sheetcache._errors import SheetcacheError
 from sheetcache._explain import diff_entries
 from sheetcache._urls import default_url, redact_url
 from sheetcache.backends.base import Entry
-from sheetcache.cli import app
 
 console = Console(highlight=False)
 err = Console(stderr=True)
@@ -38,7 +41,6 @@ def _resolve(cache: Cache, prefix: str) -> Entry:
     return matches[0]
 
 
-@app.command("explain")
 def explain_command(
     key: Annotated[str, typer.Argument(metavar="KEY_PREFIX", help="An entry's key (6+ chars).")],
     against: Annotated[
