@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -284,6 +285,10 @@ def test_secrets_are_absent_from_redis(redis_url: str, redis_client: redis.Redis
     _store_secrets(redis_url)
     dumped = b"".join(redis_client.dump(k) or b"" for k in redis_client.scan_iter())
     assert b"fine" in dumped and SECRET.encode() not in dumped
+    # The durable outbox on the way to Redis holds no secret either.
+    home = Path(os.environ["SHEETCACHE_DIR"])
+    outbox = b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file())
+    assert outbox and SECRET.encode() not in outbox
     assert SECRET not in _export(redis_url)
 
 
@@ -308,3 +313,21 @@ def test_samples_pass_through_the_decorator(db: str) -> None:
         first = [draw("q"), draw("q")]
         assert first == ["sample 1", "sample 2"]
         assert sorted([draw("q"), draw("q")]) == first and len(drawn) == 2
+
+
+def test_entries_from_before_format_2_are_found_with_source_false(db: str) -> None:
+    """The upgrade story for decorated functions: same prompt shape, found by the old key."""
+    from sheetcache import Entry
+    from sheetcache._keys import legacy_key
+
+    def ask(q: str, style: str = "short") -> str:
+        return "called"
+
+    name = f"{ask.__module__}.{ask.__qualname__}"
+    old_prompt = {"function": name, "arguments": {"q": "hi", "style": "short"}}
+    old_key = legacy_key(old_prompt, "default", {"model": "m"})
+    assert old_key is not None
+    with Cache(db) as cache:
+        cache.backend.put_many([Entry(old_key, "stored before", prompt=old_prompt)])
+        assert cache.cached(model="m", source=False)(ask)("hi") == "stored before"
+        assert cache.cached(model="m")(ask)("hi") == "called"  # the source hash is new
