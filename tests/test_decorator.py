@@ -123,7 +123,6 @@ def run_sync_loop() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("run_sync_loop")
-
 def test_a_tool_taking_run_context_is_cached_without_ctx(db: str) -> None:
     """Issue 10, failure 4: a tool taking RunContext crashed (ctx can't be keyed)."""
     looked_up: list[str] = []
