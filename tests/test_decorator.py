@@ -25,7 +25,7 @@ from redis_fixtures import (  # noqa: F401 - fixtures
 from sheets_fixtures import Sheet, emulator, sheet  # noqa: F401 - fixtures
 from typer.testing import CliRunner
 
-from sheetcache import Cache, ConfigError
+from sheetcache import Cache, ConfigError, _keys
 from sheetcache.cli import app
 
 SECRET = "sk-live-DO-NOT-STORE-7f3a9c"
@@ -221,10 +221,13 @@ def test_ignore_leaves_any_argument_out(db: str) -> None:
 
 
 def test_secret_arguments_are_left_out_unless_included(
-    db: str, caplog: pytest.LogCaptureFixture
+    db: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 10, failure 3: a decorated function's api_key went into the key and the row,
     and rotating the key made every call a miss."""
+    # Warnings are once per name per process: start from a process that warned of nothing.
+    monkeypatch.setattr(_keys, "_warned", set())
+    monkeypatch.setattr(_keys, "_secret_memo", {})
     caplog.set_level(logging.WARNING, "sheetcache")
     calls: list[str] = []
     with Cache(db) as cache:
