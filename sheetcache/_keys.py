@@ -264,7 +264,10 @@ def _fast(obj: Any) -> Any:
     if t is list or t is tuple:
         items = None
         for i, v in enumerate(obj):
-            if type(v) is str:
+            tv = type(v)
+            if tv is str:
+                continue
+            if tv is dict and _plain_message(v):  # chat messages: skip a call per message
                 continue
             nv = _fast(v)
             if nv is not v:
@@ -273,6 +276,14 @@ def _fast(obj: Any) -> Any:
                 items[i] = nv
         return obj if items is None else items
     return _fast(_convert(obj))
+
+
+def _plain_message(d: dict[Any, Any]) -> bool:
+    """True if orjson writes ``d`` exactly as JCS does: str values, plain ASCII str keys."""
+    for k, v in d.items():
+        if type(v) is not str or type(k) is not str or not k.isascii() or (k < "\x01" and k):
+            return False
+    return True
 
 
 # -- the full writer: every rule, with the culprit named on failure ----------------------
