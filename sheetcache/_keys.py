@@ -375,6 +375,11 @@ _SECRET_WORDS = frozenset(
      "creds", "authorization", "auth", "apikey", "bearer", "cookie", "cookies"}
 )  # fmt: skip
 _SECRET_LAST = frozenset({"token", "jwt", "pat"})
+# ...but a "..._token" after one of these is text or a cursor that changes the answer.
+_TOKEN_NOT_SECRET = frozenset(
+    {"eos", "bos", "pad", "unk", "sep", "cls", "mask", "stop", "start", "end", "special",
+     "image", "page", "next", "prev", "previous", "continuation", "cursor", "sync", "resume"}
+)  # fmt: skip
 # "..._key" is a secret only after one of these ("sort_key", "cache_key" are not).
 _KEY_OWNERS = frozenset(
     {"api", "access", "private", "secret", "signing", "encryption", "client", "app",
@@ -390,7 +395,9 @@ def is_secret_name(name: str) -> bool:
     The name is split into words (snake_case, kebab-case, camelCase, any case). It is a
     secret if a word is one of password, passwd, passphrase, secret(s), credential(s),
     creds, authorization, auth, apikey, bearer, cookie(s); or its last word is token, jwt
-    or pat; or its last word is key after api, access, private, secret, signing,
+    or pat, except after eos, bos, pad, unk, sep, cls, mask, stop, start, end, special,
+    image, page, next, prev(ious), continuation, cursor, sync or resume (tokenizer text
+    and cursors change the answer); or its last word is key after api, access, private, secret, signing,
     encryption, client, app, subscription, license, master, service, session, account or
     auth.
 
@@ -402,8 +409,10 @@ def is_secret_name(name: str) -> bool:
     words = _WORD.findall(_CAMEL.sub("_", name).lower())
     if not words:
         return False
-    if not _SECRET_WORDS.isdisjoint(words) or words[-1] in _SECRET_LAST:
+    if not _SECRET_WORDS.isdisjoint(words):
         return True
+    if words[-1] in _SECRET_LAST:
+        return len(words) == 1 or words[-2] not in _TOKEN_NOT_SECRET
     return words[-1] == "key" and len(words) > 1 and words[-2] in _KEY_OWNERS
 
 
@@ -488,9 +497,9 @@ def make_key(prompt: Any, namespace: str = "default", **key_parts: Any) -> str:
 
     Example:
         >>> make_key("What is 2+2?", model="gpt-4o", temperature=0)[:12]
-        '2d24c3c6c4c0'
+        'dbf500fb48da'
         >>> make_key("What is 2+2?", model="gpt-4o", temperature=0.0)[:12]
-        '2d24c3c6c4c0'
+        'dbf500fb48da'
     """
     return hashlib.sha256(canonical_bytes(prompt, namespace, key_parts)).hexdigest()
 

@@ -426,6 +426,7 @@ SECRET = [
 NOT_SECRET = [
     "max_tokens", "max_completion_tokens", "token_limit", "tokenizer", "sort_key", "key",
     "cache_key", "author", "authors", "keyword", "model", "temperature", "system", "monkey",
+    "eos_token", "pad_token", "stop_token", "next_page_token", "page_token", "cursor_token",
 ]  # fmt: skip
 
 
