@@ -21,7 +21,8 @@ letting two different inputs share a key:
   as ``{"\\u0000dict": [[key, value], ...]}`` with the pairs sorted by their canonical text;
   a str key that starts with NUL gets one more NUL in front, so the tag never comes from
   your data and ``{1: x}`` never keys like ``{"1": x}``.
-- tuples are lists, enums their value, dataclasses and pydantic models their fields, pydantic
+- dates, times and UUIDs are their RFC 3339 or hex text (so they key like that str);
+  tuples are lists, enums their value, dataclasses and pydantic models their fields, pydantic
   model *classes* (output schemas) ``{"$schema": <JSON schema>}``, sets sorted lists. These
   are deliberate equalities: ``(1, 2)`` keys like ``[1, 2]``.
 
@@ -41,6 +42,7 @@ entries written before the upgrade.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import hashlib
 import json
@@ -48,6 +50,7 @@ import logging
 import math
 import re
 import threading
+import uuid
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -82,6 +85,9 @@ _PASS = orjson.OPT_PASSTHROUGH_DATACLASS
 _SORT = orjson.OPT_SORT_KEYS
 _EXACT = 2**53  # every integer up to this magnitude is exactly a double
 _INF = math.inf
+
+
+_AS_TEXT = (datetime.datetime, datetime.date, datetime.time, uuid.UUID)
 
 
 class _Slow(Exception):
@@ -188,6 +194,8 @@ def _convert(obj: Any) -> Any:
     """The JSON-shaped stand-in for a non-JSON type, or raise _Slow if there is none."""
     if isinstance(obj, enum.Enum):
         return obj.value
+    if isinstance(obj, _AS_TEXT):  # as format 1 (orjson) wrote them: RFC 3339, hex UUID
+        return orjson.dumps(obj)[1:-1].decode()
     if isinstance(obj, str):
         return str.__str__(obj)  # a subclass: its text, not its __str__
     if isinstance(obj, bool):

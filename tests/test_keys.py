@@ -7,12 +7,14 @@ Format 2 is RFC 8785 (JCS) with documented extensions; format 1 stays reachable 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import json
 import logging
 import random
 import socket
 import struct
+import uuid
 from typing import Any
 
 import orjson
@@ -321,6 +323,12 @@ def test_pydantic_models_and_dataclasses_as_parts() -> None:
     assert make_key("q", a=Answer(value=1)) != make_key("q", a=Answer(value=2))
     assert make_key("q", tags={"b", "a"}) == make_key("q", tags={"a", "b"})
     assert make_key("q", c=Color.RED) == make_key("q", c="red")
+    when = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)
+    assert make_key("q", at=when) == make_key("q", at="2024-05-01T12:00:00+00:00")
+    assert make_key("q", at=when) != make_key("q", at=when.replace(minute=1))
+    ident = uuid.UUID(int=7)
+    assert make_key("q", id=ident) == make_key("q", id=str(ident))
+    assert make_key("q", d=datetime.date(2024, 5, 1)) == make_key("q", d="2024-05-01")
 
 
 @pytest.mark.parametrize(
