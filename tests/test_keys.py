@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
+import rfc8785
 from pydantic import BaseModel
 
 from sheetcache import Cache, make_key
@@ -202,6 +203,61 @@ def test_fast_path_agrees_with_the_full_writer_on_random_data() -> None:
         except TypeError:
             continue  # a NaN/inf deep inside: refused by both, tested elsewhere
         assert fast == _write_all(v, "n", {"p": v}), v
+
+
+def test_keys_match_a_reference_jcs_implementation_on_random_json() -> None:
+    """Within JCS's domain (no huge ints, no lone surrogates, str keys), the canonical bytes
+    are exactly what an independent RFC 8785 library writes."""
+    rng = random.Random(8785)
+    alphabet = [
+        "a",
+        "Z",
+        "0",
+        " ",
+        "é",
+        "€",
+        "\u0080",
+        "\ufb33",
+        "😀",
+        "😂",
+        "\n",
+        "\x00",
+        '"',
+        "\\",
+    ]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(5)))
+
+    def value(depth: int) -> Any:
+        kind = rng.randrange(7 if depth < 3 else 4)
+        if kind == 0:
+            x = struct.unpack(">d", rng.getrandbits(64).to_bytes(8, "big"))[0]
+            return x if x == x and abs(x) != float("inf") else 0.5
+        if kind == 1:
+            return rng.choice([rng.randrange(-(2**53), 2**53 + 1), 0, 1.0, -0.0, 2.0**60])
+        if kind == 2:
+            return text()
+        if kind == 3:
+            return rng.choice([None, True, False])
+        if kind == 4:
+            return [value(depth + 1) for _ in range(rng.randrange(4))]
+        return {text() + rng.choice(["", "k"]): value(depth + 1) for _ in range(rng.randrange(5))}
+
+    for _ in range(2000):
+        v = value(0)
+        expected = b'[2,"n",' + rfc8785.dumps(v) + b',{"p":' + rfc8785.dumps(v) + b"}]"
+        if any(k[:1] == "\x00" for k in _keys_of(v)):
+            continue  # NUL-led keys get sheetcache's escape: tested on their own
+        assert canonical_bytes(v, "n", {"p": v}) == expected, v
+
+
+def _keys_of(v: Any) -> list[str]:
+    if isinstance(v, dict):
+        return list(v) + [k for x in v.values() for k in _keys_of(x)]
+    if isinstance(v, list):
+        return [k for x in v for k in _keys_of(x)]
+    return []
 
 
 def test_integers_beyond_2_53_never_collide() -> None:
