@@ -113,7 +113,7 @@ class Report:
         print()
         width = max(len(r[0]) for r in self.ratios)
         for name, value, target in self.ratios:
-            if name.endswith("/s"):
+            if "/s " in name or name.endswith("/s"):
                 print(f"{name.ljust(width)}  {value:9,.0f}")
                 continue
             verdict = "" if target is None else ("  ok" if value <= target else "  MISSED")

@@ -27,11 +27,12 @@ from typing import Any, TypeVar, overload
 
 import orjson
 
-from sheetcache import _modes
+from sheetcache import _explain, _modes
 from sheetcache._answer import Lookup
 from sheetcache._cachekey import cache_key
 from sheetcache._codec import decode_value, encode_value, is_immutable
 from sheetcache._errors import CacheMissError, ConfigError
+from sheetcache._explain import SCAN_LIMIT, Explanation
 from sheetcache._flight import Flight, Flights
 from sheetcache._keys import (
     canonical_bytes,
@@ -40,7 +41,7 @@ from sheetcache._keys import (
     lookup_bytes,
     parse_canonical,
 )
-from sheetcache._l1 import DECODE, L1, L1Item, hit_record, l1_hash
+from sheetcache._l1 import DECODE, L1, L1Item, has_null, hit_record, l1_hash
 from sheetcache._logging import OutageLog
 from sheetcache._miss import (
     CALL,
@@ -65,6 +66,9 @@ log = logging.getLogger("sheetcache")
 
 T = TypeVar("T")
 _UNSET: Any = object()
+#: With ``legacy_keys=None``, legacy lookups stop after this many misses in a row found
+#: nothing under the old key: the store then holds no (more) entries of the old format.
+LEGACY_GIVE_UP = 1000
 _SAMPLE_PART = "sheetcache.sample"  # the key part that tells a sample's rows apart
 _ids = itertools.count(1)
 
@@ -102,9 +106,11 @@ class Cache:
             process may hold a key's lock before this one computes the answer itself.
         mode: ``"read-write"`` (default), ``"replay"``, ``"refresh"`` or ``"off"``; default
             ``$SHEETCACHE_MODE``. See :mod:`sheetcache._modes` and :meth:`override`.
-        legacy_keys: on a miss, also look up the key an older key format gave the same
+        legacy_keys: on a miss, also look up the key the previous key format gave the same
             question, and re-key a found entry (serve it, store it under the current key).
-            Costs ~5 us per miss; False once every entry has been re-keyed (or migrated).
+            None (default): do so until :data:`LEGACY_GIVE_UP` misses in a row found nothing
+            there (a store without old entries stops paying the ~5 us per miss); True:
+            always; False: never (``sheetcache migrate`` re-keys a whole store at once).
 
     Example:
         >>> cache = Cache("memory://")
@@ -125,7 +131,7 @@ class Cache:
         outbox: str | Path | None = None,
         lock_timeout: float = 120.0,
         mode: str | None = None,
-        legacy_keys: bool = True,
+        legacy_keys: bool | None = None,
     ) -> None:
         if not isinstance(namespace, str) or not namespace:
             raise ConfigError(f"namespace must be a non-empty str, not {namespace!r}")
@@ -137,6 +143,7 @@ class Cache:
         self.ttl = _seconds(ttl)
         self.lock_timeout = lock_timeout
         self.legacy_keys = legacy_keys
+        self._legacy_misses = 0  # misses in a row with nothing under the legacy key
         self.backend: Backend = (
             url if isinstance(url, Backend) else backend_from_url(url or default_url())
         )
@@ -288,6 +295,27 @@ class Cache:
         if value is MISS or entry is None:
             return Lookup(False, req.k.key)
         return Lookup(True, req.k.key, value, entry.metadata, entry)
+
+    def explain(
+        self, prompt: Any, *, limit: int | None = SCAN_LIMIT, **key_parts: Any
+    ) -> Explanation:
+        """Why ``prompt`` with ``key_parts`` hits or misses: for a miss, the nearest stored
+        entry of the namespace and the key paths that differ from it.
+
+        Reads at most ``limit`` entries of the namespace (None: all); see
+        :func:`sheetcache._explain.explain` for how the search is bounded. It never calls
+        or stores anything, whatever the mode.
+
+        Example:
+            >>> cache = Cache("memory://")
+            >>> _ = cache.get_or_call("Hi", lambda p: "Hello", model="m", temperature=0.2)
+            >>> cache.explain("Hi", model="m", temperature=0.7).diff
+            ['parts.temperature: 0.2 → 0.7']
+
+        Raises:
+            TypeError: the prompt or a key part cannot be keyed.
+        """
+        return _explain.explain(self, prompt, dict(key_parts), limit=limit)
 
     def set(
         self,
@@ -486,7 +514,9 @@ class Cache:
         return None, sample_steps(self, self._sample_requests(req, samples))
 
     def _l1_serve(self, item: L1Item, prompt: Any, key_parts: Mapping[str, Any]) -> Any:
-        if item.has_null and (has_non_finite(prompt) or has_non_finite(key_parts)):
+        if (item.has_null or (item.has_null is None and has_null(item))) and (
+            has_non_finite(prompt) or has_non_finite(key_parts)
+        ):
             canonical_bytes(prompt, self.namespace, key_parts)  # raises on NaN, as a miss would
         if item.expires_at is not None and item.expires_at <= time.time():
             self._l1.drop(item.lookup)
@@ -510,6 +540,8 @@ class Cache:
     ) -> Request:  # fmt: skip
         k = cache_key(prompt, self.namespace, key_parts, lookup=lk, with_lookup=bool(self._l1.size))
         serve = not refresh and mode is not REFRESH
+        if ttl is not _UNSET:
+            _seconds(ttl)  # a bad ttl is the caller's error: say so before anything is paid
         return Request(prompt, key_parts, k, serve, mode is REPLAY, store, ttl)
 
     # -- steps of the miss protocol (see sheetcache._miss); I/O steps never raise --------
@@ -518,7 +550,8 @@ class Cache:
         key = req.k.key
         try:
             entry = self.backend.lookup(key)
-            self._reads.ok()
+            if self._reads.failing:
+                self._reads.ok()
         except Exception as exc:  # noqa: BLE001 - fail open: a broken store is a miss
             self._counters.error(exc)
             self._reads.failed(exc, "calls go through uncached until it recovers")
@@ -526,8 +559,16 @@ class Cache:
         if (entry is None or entry.status == "rejected") and self._outbox is not None:
             # Not flushed yet: a fresh answer (perhaps the one replacing a rejected row).
             entry = self._queued(key) or entry
-        if entry is None and req.legacy and self.legacy_keys:
+        if (
+            entry is None
+            and req.legacy
+            and (
+                self.legacy_keys
+                or (self.legacy_keys is None and self._legacy_misses < LEGACY_GIVE_UP)
+            )
+        ):
             entry = self._fetch_legacy(req)
+            self._legacy_misses = 0 if entry is not None else self._legacy_misses + 1
         return entry
 
     def _queued(self, key: str) -> Entry | None:
@@ -629,10 +670,15 @@ class Cache:
         return value
 
     def _miss_error(self, req: Request) -> CacheMissError:
+        why = ""
+        try:
+            why = "\n" + str(self.explain(req.prompt, **req.key_parts))
+        except Exception as exc:  # noqa: BLE001 - the miss itself is the news: never mask it
+            log.debug("sheetcache: could not explain the miss of %s: %s", req.k.key, exc)
         return CacheMissError(
             f"replay mode: no stored answer for key {req.k.key[:12]} in namespace "
             f"{self.namespace!r}, and replay never calls the function. Record it first with "
-            "mode='read-write' (or unset $SHEETCACHE_MODE).",
+            f"mode='read-write' (or unset $SHEETCACHE_MODE).{why}",
             req.k.key,
         )
 
@@ -688,7 +734,8 @@ class Cache:
         if direct or self._outbox is None:
             try:
                 self.backend.put_many([entry])
-                self._writes.ok()
+                if self._writes.failing:
+                    self._writes.ok()
                 return
             except Exception as exc:  # noqa: BLE001
                 self._counters.error(exc)

@@ -19,7 +19,7 @@ from sheetcache._codec import is_immutable
 from sheetcache._savings import entry_savings
 from sheetcache.backends.base import Entry
 
-__all__ = ["DECODE", "L1", "L1Item", "hit_record", "l1_hash"]
+__all__ = ["DECODE", "L1", "L1Item", "has_null", "hit_record", "l1_hash"]
 
 #: Held instead of a mutable value: a hit decodes the text afresh, so callers can't alias.
 DECODE: Any = object()
@@ -57,12 +57,21 @@ class L1Item:
         self.value_type = entry.value_type
         self.text = entry.value
         self.duration = entry.duration or 0.0
-        # The bytes hold a null, so a NaN may hide in a later lookup's (orjson writes NaN
-        # as null): such hits let the canonical form judge.
-        self.has_null = _find_null(lookup) is not None
+        # Whether the bytes hold a null, so a NaN may hide in a later lookup's (orjson
+        # writes NaN as null) and such hits let the canonical form judge. Found out on the
+        # first hit (None until then): a miss need not scan 2 KB for it.
+        self.has_null: bool | None = None
         self.metadata: Mapping[str, Any] = entry.metadata
         # Computed once here so a hit adds two numbers instead of pricing a model.
         self.tokens, self.usd = entry_savings(entry.metadata) if entry.metadata else (0, None)
+
+
+def has_null(item: L1Item) -> bool:
+    """Whether ``item``'s lookup bytes hold a ``null`` (scanned once, then remembered)."""
+    found = item.has_null
+    if found is None:
+        found = item.has_null = _find_null(item.lookup) is not None
+    return found
 
 
 def hit_record(key: str, duration: float | None, metadata: Mapping[str, Any]) -> L1Item:

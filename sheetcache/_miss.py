@@ -14,7 +14,6 @@ of raising), so only the user's call can raise out of a step.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
@@ -81,9 +80,19 @@ def miss_steps(front: Cache, req: Request) -> Steps:
             return value
         if req.replay:
             raise front._miss_error(req)
-    flight, leader = front._flights.join(k.key)
-    if not leader:
-        return front._followed(flight, (yield WAIT, flight))
+    while True:
+        flight, leader = front._flights.join(k.key)
+        if leader:
+            break
+        try:
+            value = yield WAIT, flight
+        except BaseException as exc:
+            if exc is flight.error and not isinstance(exc, Exception):
+                # The leader was cancelled or interrupted, not failed: that is not our
+                # answer. Lead a new flight ourselves.
+                continue
+            raise
+        return front._followed(flight, value)
     locked = False
     error: BaseException | None = None
     value = None
@@ -119,11 +128,9 @@ def miss_steps(front: Cache, req: Request) -> Steps:
             value = found
         else:
             value = yield from _call_and_store(front, req, flight, locked)
-        flight.finish(value)
     except BaseException as exc:
         error = exc
-        flight.finish(error=exc)
-    front._flights.land(k.key, flight)
+    front._flights.land(k.key, flight, value, error)
     if locked:
         yield UNLOCK, k.key
     if error is not None:
@@ -189,6 +196,8 @@ def run_sync(front: Cache, steps: Steps, call: Callable[[], Any]) -> Any:
 
 async def run_async(front: Cache, steps: Steps, call: Callable[[], Awaitable[Any]]) -> Any:
     """Drive ``steps`` with awaits; blocking network steps run in a worker thread."""
+    import asyncio  # here, not at the top: sync-only users never pay for importing it
+
     result: Any = None
     error: BaseException | None = None
     backend = front.backend

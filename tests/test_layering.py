@@ -66,11 +66,12 @@ LAYERS: dict[str, int] = {
 KNOWN: set[tuple[str, str]] = {
     ("sheetcache.emulator.__main__", "sheetcache.cli"),  # the emulator must stand alone
 }
-KNOWN_CYCLES: list[frozenset[str]] = [
-    frozenset({"sheetcache.cli", "sheetcache.cli._core", "sheetcache.cli._demo_sheets",
-               "sheetcache.cli._emulator", "sheetcache.cli._migrate", "sheetcache.cli._sheets"}),
-    frozenset({"sheetcache.backends.sheets._admin", "sheetcache.backends.sheets._backend"}),
-]  # fmt: skip
+#: Packages whose modules still import each other in a circle: a cycle inside one of them is
+#: excused (issue 12 names both), a cycle anywhere else fails.
+KNOWN_CYCLE_PACKAGES = {
+    "sheetcache.cli",  # cli/__init__ <-> the command modules, cli._core <-> cli._demo_sheets
+    "sheetcache.backends.sheets",  # _admin <-> _backend
+}
 
 
 def module_name(path: Path) -> str:
@@ -200,12 +201,18 @@ def test_imports_never_run_upward() -> None:
     )
 
 
+def _inside(package: str, modules: frozenset[str]) -> bool:
+    return all(m == package or m.startswith(package + ".") for m in modules)
+
+
 def test_there_are_no_import_cycles() -> None:
     found = cycles()
-    new = [sorted(c) for c in found if c not in KNOWN_CYCLES]
+    new = [sorted(c) for c in found if not any(_inside(p, c) for p in KNOWN_CYCLE_PACKAGES)]
     assert not new, f"import cycles: {new}"
-    stale = [sorted(c) for c in KNOWN_CYCLES if c not in found]
-    assert not stale, f"fixed, so remove from KNOWN_CYCLES in {Path(__file__).name}: {stale}"
+    stale = sorted(p for p in KNOWN_CYCLE_PACKAGES if not any(_inside(p, c) for c in found))
+    assert not stale, (
+        f"fixed, so remove from KNOWN_CYCLE_PACKAGES in {Path(__file__).name}: {stale}"
+    )
 
 
 def test_known_upward_imports_still_exist() -> None:
