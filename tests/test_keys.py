@@ -517,3 +517,21 @@ def test_secret_parts_are_left_out_with_one_warning(caplog: pytest.LogCaptureFix
     warned = [r for r in caplog.records if name in r.getMessage()]
     assert len(warned) == 1 and "include=" in warned[0].getMessage()
     assert "sk-1" not in caplog.text
+
+
+def test_keys_are_the_same_in_another_process(subprocess_env: dict[str, str]) -> None:
+    """Set order, dict order and str hashing vary per process; keys must not."""
+    import subprocess
+    import sys
+
+    code = (
+        "from sheetcache import make_key\n"
+        "print(make_key([{'b': 1, 'a': {3: 'x', 'k': 1.0}}], tags={'z', 'y', 'é', '😀'}, n=2**70))\n"
+    )
+    mine = make_key([{"a": {"k": 1, 3: "x"}, "b": 1.0}], tags={"😀", "é", "y", "z"}, n=2**70)
+    for seed in ("1", "2"):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            env={**subprocess_env, "PYTHONHASHSEED": seed}, timeout=60,
+        )  # fmt: skip
+        assert out.stdout.strip() == mine
