@@ -141,5 +141,7 @@ def test_cli_explain_compares_two_stored_entries(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["explain", b[:8], "--against", a[:8], "--url", url])
     assert result.exit_code == 0, result.output
     assert "parts.temperature: 0.2 → 0.7" in result.output
+    full = CliRunner().invoke(app, ["explain", b, "--against", a, "--url", url])
+    assert full.exit_code == 0 and "parts.temperature: 0.2 → 0.7" in full.output
     missing = CliRunner().invoke(app, ["explain", "ffffff", "--against", a[:8], "--url", url])
     assert missing.exit_code == 1 and "no entry" in missing.output
