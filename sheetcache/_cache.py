@@ -369,7 +369,7 @@ class Cache:
     def cached(
         self, fn: None = None, /, *, ttl: float | timedelta | None = ...,
         ignore: Collection[str] = ..., include: Collection[str] = ..., source: bool = ...,
-        **key_parts: Any,
+        samples: int = ..., **key_parts: Any,
     ) -> Callable[[Callable[..., T]], Callable[..., T]]: ...  # fmt: skip
     def cached(self, fn: Any = None, /, *, ttl: Any = _UNSET, **key_parts: Any) -> Any:
         """Decorate a sync or async function so calls with equal arguments are cached.
