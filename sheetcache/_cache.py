@@ -39,7 +39,7 @@ from sheetcache._keys import (
     lookup_bytes,
     parse_canonical,
 )
-from sheetcache._l1 import DECODE, L1, L1Item, hit_record, l1_hash
+from sheetcache._l1 import DECODE, L1, HitRecord, L1Item, hit_record, l1_hash, may_hold_null
 from sheetcache._miss import (
     CALL,
     MISS,
@@ -65,6 +65,7 @@ log = logging.getLogger("sheetcache")
 T = TypeVar("T")
 _UNSET: Any = object()
 _ids = itertools.count(1)
+_NO_RECORD = HitRecord("", 0.0, 0, None)  # a follower of an answer that was not stored
 
 
 def _seconds(ttl: float | timedelta | None, what: str = "ttl") -> float | None:
@@ -567,16 +568,18 @@ class Cache:
         item = self._l1.find(req.k.lookup)
         return MISS if item is None else self._l1_serve(item, req.prompt, req.key_parts)
 
-    def _remember(self, req: Request, entry: Entry, value: Any) -> L1Item:
+    def _remember(self, req: Request, entry: Entry, value: Any) -> L1Item | HitRecord:
         """Put a stored answer in the L1; the item also counts hits on it."""
         if not req.k.lookup:  # no L1: only what a hit needs to be counted
             return hit_record(entry.key, entry.duration, entry.metadata)
-        item = L1Item(req.k.lookup, entry, value)
+        item = L1Item(
+            req.k.lookup, entry, value, may_hold_null(req.k.lookup, req.prompt, req.key_parts)
+        )
         self._l1.put(item)
         return item
 
     def _followed(self, flight: Flight, value: Any) -> Any:
-        self._log_hit(flight.record or hit_record("", None, {}))
+        self._log_hit(flight.record or _NO_RECORD)
         if flight.stored is not None and not is_immutable(value):
             # Each follower gets its own copy, as a hit would: no caller can alias another's.
             return decode_value(*flight.stored)

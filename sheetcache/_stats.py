@@ -7,7 +7,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from sheetcache._l1 import L1Item
+from sheetcache._l1 import HitRecord, L1Item
 
 __all__ = ["CacheStats", "Counters"]
 
@@ -51,7 +51,7 @@ class Counters:
     """
 
     def __init__(self) -> None:
-        self.hit_log: deque[L1Item] = deque()
+        self.hit_log: deque[L1Item | HitRecord] = deque()
         self._lock = threading.Lock()
         self.hits = self.misses = self.errors = 0
         self.saved_seconds = self.saved_usd = 0.0

@@ -694,3 +694,12 @@ async def test_a_cancelled_leader_does_not_cancel_its_followers(db: str) -> None
             await leader
         assert await follower == "the follower's own answer"
         assert calls == 2 and cache.get("q") == "the follower's own answer"
+
+
+def test_an_l1_hit_on_chat_messages_never_answers_a_nan_with_a_stored_null(db: str) -> None:
+    stored = [{"role": "user", "content": "hi", "weight": None}]
+    asked = [{"role": "user", "content": "hi", "weight": float("nan")}]
+    with Cache(db) as cache:
+        assert cache.get_or_call(stored, lambda p: "for None") == "for None"
+        with pytest.raises(TypeError, match="NaN"):
+            cache.get_or_call(asked, lambda p: "never")
