@@ -69,7 +69,8 @@ def test_public_surface_is_pinned() -> None:
     )
     assert set(sheetcache.__all__) == {
         "KEY_FORMAT_VERSION", "MODES", "Answer", "Backend", "BackendError", "Cache",
-        "CacheMissError", "CacheStats", "ConfigError", "Entry", "Lookup", "MemoryBackend", "MissingDependencyError", "SQLiteBackend", "SchemaError",
+        "CacheMissError", "CacheStats", "ConfigError", "Entry", "Explanation", "Lookup",
+        "MemoryBackend", "MissingDependencyError", "SQLiteBackend", "SchemaError",
         "SheetcacheError", "UnsupportedValueError", "__version__", "make_key",
     }  # fmt: skip
     for name in sheetcache.__all__:
