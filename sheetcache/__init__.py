@@ -17,6 +17,7 @@ from sheetcache._errors import (
     SheetcacheError,
     UnsupportedValueError,
 )
+from sheetcache._explain import Explanation
 from sheetcache._keys import KEY_FORMAT_VERSION, make_key
 from sheetcache._modes import MODES
 from sheetcache._stats import CacheStats
@@ -37,6 +38,7 @@ __all__ = [
     "CacheStats",
     "ConfigError",
     "Entry",
+    "Explanation",
     "Lookup",
     "MemoryBackend",
     "MissingDependencyError",

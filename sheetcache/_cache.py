@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import dataclasses
 import itertools
 import logging
 import os
@@ -37,12 +36,10 @@ from sheetcache._flight import Flight, Flights
 from sheetcache._keys import (
     canonical_bytes,
     has_non_finite,
-    legacy_key,
     lookup_bytes,
     parse_canonical,
 )
-from sheetcache._l1 import DECODE, L1, L1Item, has_null, hit_record, l1_hash
-from sheetcache._logging import OutageLog
+from sheetcache._l1 import DECODE, L1, HitRecord, L1Item, hit_record, l1_hash, may_hold_null
 from sheetcache._miss import (
     CALL,
     MISS,
@@ -51,12 +48,13 @@ from sheetcache._miss import (
     miss_steps,
     run_async,
     run_sync,
-    sample_steps,
     unwrap,
 )
 from sheetcache._modes import OFF, OVERRIDES, READ_WRITE, REFRESH, REPLAY
 from sheetcache._outbox import Flusher, Outbox, outbox_path
+from sheetcache._samples import Samples
 from sheetcache._stats import CacheStats, Counters
+from sheetcache._store import Store
 from sheetcache.backends._registry import backend_from_url, default_url
 from sheetcache.backends.base import Backend, Entry
 
@@ -66,11 +64,8 @@ log = logging.getLogger("sheetcache")
 
 T = TypeVar("T")
 _UNSET: Any = object()
-#: With ``legacy_keys=None``, legacy lookups stop after this many misses in a row found
-#: nothing under the old key: the store then holds no (more) entries of the old format.
-LEGACY_GIVE_UP = 1000
-_SAMPLE_PART = "sheetcache.sample"  # the key part that tells a sample's rows apart
 _ids = itertools.count(1)
+_NO_RECORD = HitRecord("", 0.0, 0, None)  # a follower of an answer that was not stored
 
 
 def _seconds(ttl: float | timedelta | None, what: str = "ttl") -> float | None:
@@ -108,7 +103,7 @@ class Cache:
             ``$SHEETCACHE_MODE``. See :mod:`sheetcache._modes` and :meth:`override`.
         legacy_keys: on a miss, also look up the key the previous key format gave the same
             question, and re-key a found entry (serve it, store it under the current key).
-            None (default): do so until :data:`LEGACY_GIVE_UP` misses in a row found nothing
+            None (default): do so until 1,000 misses in a row found nothing
             there (a store without old entries stops paying the ~5 us per miss); True:
             always; False: never (``sheetcache migrate`` re-keys a whole store at once).
 
@@ -142,34 +137,27 @@ class Cache:
         self.namespace = namespace
         self.ttl = _seconds(ttl)
         self.lock_timeout = lock_timeout
-        self.legacy_keys = legacy_keys
-        self._legacy_misses = 0  # misses in a row with nothing under the legacy key
         self.backend: Backend = (
             url if isinstance(url, Backend) else backend_from_url(url or default_url())
         )
         self.url = self.backend.url
         self._id = next(_ids)
-        # Compare-and-delete token for cross-process locks: no other Cache can release ours.
-        self._owner = f"{os.getpid()}:{uuid.uuid4().hex}"
-        # A store without cross-process locks (the base class's try_lock) skips that step.
-        self._has_locks = type(self.backend).try_lock is not Backend.try_lock
         self._l1 = L1(l1_size)
         self._l1_items = self._l1.items  # read directly on the hot path
         self._counters = Counters()
         self._log_hit = self._counters.hit_log.append
         self._flights = Flights()
-        self._reads = OutageLog(f"reading from {self.url}")
-        self._writes = OutageLog(f"storing in {self.url}")
-        self._locks = OutageLog(f"locking in {self.url}")
-        self._served_here: dict[str, int] = {}  # sample key -> hits served (non-local stores)
-        self._refresh_slots: dict[str, int] = {}
+        self._samples = Samples(self)
         self._closed = False
         self._outbox = (
             None if self.backend.local else Outbox(outbox or outbox_path(self.backend.url))
         )
-        self._queueing = OutageLog(
-            f"queueing in {self._outbox.path}" if self._outbox else "queueing"
-        )
+        self._store = Store(
+            self.backend, self._outbox, self._counters, namespace=namespace,
+            # Compare-and-delete token for cross-process locks: no other Cache releases ours.
+            owner=f"{os.getpid()}:{uuid.uuid4().hex}", lock_timeout=lock_timeout,
+            legacy_keys=legacy_keys,
+        )  # fmt: skip
         self._flusher = Flusher(
             self.backend, self._outbox, self._counters.take_hits, self._counters.return_hits,
             self._counters.error, interval=self.backend.flush_interval,
@@ -265,7 +253,7 @@ class Cache:
                 if value is not MISS:
                     return value
         req = self._request(prompt, key_parts, mode, False, False, _UNSET, lk)
-        value = self._serve(req, self._fetch(req))
+        value = self._serve(req, self._store.fetch(req))
         if value is MISS:
             if mode is REPLAY:
                 raise self._miss_error(req)
@@ -290,7 +278,7 @@ class Cache:
             (True, '4', 64)
         """
         req = self._request(prompt, key_parts, READ_WRITE, False, False, _UNSET, None)
-        entry = self._fetch(req)
+        entry = self._store.fetch(req)
         value = self._serve(req, entry)
         if value is MISS or entry is None:
             return Lookup(False, req.k.key)
@@ -345,7 +333,7 @@ class Cache:
             return req.k.key
         entry = self._make_entry(req, value, metadata or {}, None)  # raises, as documented
         self._remember(req, entry, value)
-        self._write(entry, False)
+        self._store.write(entry, False)
         return req.k.key
 
     def delete(self, prompt: Any, **key_parts: Any) -> bool:
@@ -382,7 +370,7 @@ class Cache:
     def cached(
         self, fn: None = None, /, *, ttl: float | timedelta | None = ...,
         ignore: Collection[str] = ..., include: Collection[str] = ..., source: bool = ...,
-        **key_parts: Any,
+        samples: int = ..., **key_parts: Any,
     ) -> Callable[[Callable[..., T]], Callable[..., T]]: ...  # fmt: skip
     def cached(self, fn: Any = None, /, *, ttl: Any = _UNSET, **key_parts: Any) -> Any:
         """Decorate a sync or async function so calls with equal arguments are cached.
@@ -405,6 +393,16 @@ class Cache:
         from sheetcache._decorator import cached
 
         return cached(self, fn, ttl=ttl, **key_parts)
+
+    @property
+    def legacy_keys(self) -> bool | None:
+        """Whether misses also look up the previous key format (None: until 1,000 in a row
+        found nothing there). Settable."""
+        return self._store.legacy_keys
+
+    @legacy_keys.setter
+    def legacy_keys(self, value: bool | None) -> None:
+        self._store.legacy_keys = value
 
     @property
     def stats(self) -> CacheStats:
@@ -511,12 +509,10 @@ class Cache:
         req = self._request(prompt, key_parts, mode, refresh, store, ttl, lk)
         if samples == 1:
             return None, miss_steps(self, req)
-        return None, sample_steps(self, self._sample_requests(req, samples))
+        return None, self._samples.steps(req, samples)
 
     def _l1_serve(self, item: L1Item, prompt: Any, key_parts: Mapping[str, Any]) -> Any:
-        if (item.has_null or (item.has_null is None and has_null(item))) and (
-            has_non_finite(prompt) or has_non_finite(key_parts)
-        ):
+        if item.has_null and (has_non_finite(prompt) or has_non_finite(key_parts)):
             canonical_bytes(prompt, self.namespace, key_parts)  # raises on NaN, as a miss would
         if item.expires_at is not None and item.expires_at <= time.time():
             self._l1.drop(item.lookup)
@@ -544,89 +540,7 @@ class Cache:
             _seconds(ttl)  # a bad ttl is the caller's error: say so before anything is paid
         return Request(prompt, key_parts, k, serve, mode is REPLAY, store, ttl)
 
-    # -- steps of the miss protocol (see sheetcache._miss); I/O steps never raise --------
-
-    def _fetch(self, req: Request) -> Entry | None:
-        key = req.k.key
-        try:
-            entry = self.backend.lookup(key)
-            if self._reads.failing:
-                self._reads.ok()
-        except Exception as exc:  # noqa: BLE001 - fail open: a broken store is a miss
-            self._counters.error(exc)
-            self._reads.failed(exc, "calls go through uncached until it recovers")
-            entry = None
-        if (entry is None or entry.status == "rejected") and self._outbox is not None:
-            # Not flushed yet: a fresh answer (perhaps the one replacing a rejected row).
-            entry = self._queued(key) or entry
-        if (
-            entry is None
-            and req.legacy
-            and (
-                self.legacy_keys
-                or (self.legacy_keys is None and self._legacy_misses < LEGACY_GIVE_UP)
-            )
-        ):
-            entry = self._fetch_legacy(req)
-            self._legacy_misses = 0 if entry is not None else self._legacy_misses + 1
-        return entry
-
-    def _queued(self, key: str) -> Entry | None:
-        assert self._outbox is not None
-        try:
-            return self._outbox.find(key)
-        except Exception as exc:  # noqa: BLE001 - an unreadable queued row is a miss
-            self._counters.error(exc)
-            log.warning("sheetcache: queued answer %s unreadable (%s)", key, exc)
-            return None
-
-    def _fetch_legacy(self, req: Request) -> Entry | None:
-        """The entry stored under the older key format's key, re-keyed to the current one."""
-        try:
-            old = legacy_key(req.prompt, self.namespace, req.key_parts)
-        except Exception:  # noqa: BLE001 - a question the old format could not key
-            return None
-        if old is None or old == req.k.key:
-            return None
-        try:
-            found = self.backend.get_many([old]).get(old)
-        except Exception as exc:  # noqa: BLE001
-            self._counters.error(exc)
-            self._reads.failed(exc, "calls go through uncached until it recovers")
-            return None
-        if found is None and self._outbox is not None:
-            found = self._queued(old)
-        if found is None or found.status == "rejected" or found.is_expired():
-            return None
-        namespace, prompt, key_parts = parse_canonical(req.k.canonical)
-        entry = dataclasses.replace(
-            found, key=req.k.key, namespace=namespace, prompt=prompt, key_parts=key_parts
-        )
-        self._write(entry, False)  # re-key: later lookups find it under the current key
-        log.info("sheetcache: served %s from its key format 1 key %s and re-keyed it",
-                 req.k.key[:12], old[:12])  # fmt: skip
-        return entry
-
-    def _fetch_many(self, reqs: list[Request]) -> dict[str, Entry]:
-        keys = [r.k.key for r in reqs]
-        try:
-            found = self.backend.get_many(keys)
-            self._reads.ok()
-        except Exception as exc:  # noqa: BLE001
-            self._counters.error(exc)
-            self._reads.failed(exc, "calls go through uncached until it recovers")
-            found = {}
-        if self._outbox is not None:
-            for key in keys:
-                if key not in found or found[key].status == "rejected":
-                    try:
-                        queued = self._outbox.find(key)
-                    except Exception as exc:  # noqa: BLE001
-                        self._counters.error(exc)
-                        queued = None
-                    if queued is not None:
-                        found[key] = queued
-        return found
+    # -- decisions of the miss protocol (see sheetcache._miss) ---------------------------
 
     def _usable(self, entry: Entry | None, now: float) -> Any:
         """The decoded answer of a servable entry, else MISS."""
@@ -654,16 +568,18 @@ class Cache:
         item = self._l1.find(req.k.lookup)
         return MISS if item is None else self._l1_serve(item, req.prompt, req.key_parts)
 
-    def _remember(self, req: Request, entry: Entry, value: Any) -> L1Item:
+    def _remember(self, req: Request, entry: Entry, value: Any) -> L1Item | HitRecord:
         """Put a stored answer in the L1; the item also counts hits on it."""
         if not req.k.lookup:  # no L1: only what a hit needs to be counted
             return hit_record(entry.key, entry.duration, entry.metadata)
-        item = L1Item(req.k.lookup, entry, value)
+        item = L1Item(
+            req.k.lookup, entry, value, may_hold_null(req.k.lookup, req.prompt, req.key_parts)
+        )
         self._l1.put(item)
         return item
 
     def _followed(self, flight: Flight, value: Any) -> Any:
-        self._log_hit(flight.record or hit_record("", None, {}))
+        self._log_hit(flight.record or _NO_RECORD)
         if flight.stored is not None and not is_immutable(value):
             # Each follower gets its own copy, as a hit would: no caller can alias another's.
             return decode_value(*flight.stored)
@@ -681,22 +597,6 @@ class Cache:
             f"mode='read-write' (or unset $SHEETCACHE_MODE).{why}",
             req.k.key,
         )
-
-    def _try_lock(self, key: str) -> bool | None:
-        try:
-            got = self.backend.try_lock(key, self.lock_timeout, self._owner)
-            self._locks.ok()
-            return got
-        except Exception as exc:  # noqa: BLE001 - no lock service: compute, don't fail
-            self._counters.error(exc)
-            self._locks.failed(exc, "concurrent processes may each compute the same answer")
-            return None
-
-    def _unlock(self, key: str) -> None:
-        try:
-            self.backend.unlock(key, self._owner)
-        except Exception as exc:  # noqa: BLE001 - the lock expires on its own
-            self._counters.error(exc)
 
     def _make_entry(
         self, req: Request, value: Any, metadata: Mapping[str, Any], duration: float | None
@@ -727,79 +627,6 @@ class Cache:
                         req.k.key[:12], exc)  # fmt: skip
             return None
         return entry
-
-    def _write(self, entry: Entry, direct: bool) -> None:
-        """Durable local write: the backend if it is local (or we hold its lock), else the
-        outbox. Never raises: the caller already has the answer."""
-        if direct or self._outbox is None:
-            try:
-                self.backend.put_many([entry])
-                if self._writes.failing:
-                    self._writes.ok()
-                return
-            except Exception as exc:  # noqa: BLE001
-                self._counters.error(exc)
-                self._writes.failed(exc, "answers are returned but not stored")
-                if self._outbox is None:
-                    return
-        try:
-            self._outbox.append([entry])
-            self._queueing.ok()
-        except Exception as exc:  # noqa: BLE001
-            self._counters.error(exc)
-            self._queueing.failed(exc, "answers are returned but not stored")
-
-    def _record_hits(self, hits: dict[str, tuple[int, float]]) -> None:
-        try:
-            self.backend.record_hits(hits)
-        except Exception as exc:  # noqa: BLE001
-            self._counters.error(exc)
-            self._counters.return_hits(hits)
-
-    # -- samples -----------------------------------------------------------------------
-
-    def _sample_requests(self, req: Request, n: int) -> list[Request]:
-        reqs = [req]
-        for i in range(1, n):
-            parts = {**req.key_parts, _SAMPLE_PART: i}
-            k = cache_key(req.prompt, self.namespace, parts, with_lookup=bool(self._l1.size))
-            reqs.append(Request(req.prompt, parts, k, req.serve, req.replay, req.store, req.ttl,
-                                legacy=False))  # fmt: skip
-        return reqs
-
-    def _pick_sample(
-        self, reqs: list[Request], found: dict[str, Entry], *, allow_partial: bool
-    ) -> tuple[Request, Entry, Any] | None:
-        """The least-served usable sample once all exist (or any, if ``allow_partial``)."""
-        now = time.time()
-        usable: list[tuple[int, int, Request, Entry]] = []
-        for i, req in enumerate(reqs):
-            entry = found.get(req.k.key)
-            if entry is None or entry.status == "rejected" or entry.is_expired(now):
-                found.pop(req.k.key, None)
-                continue
-            usable.append((entry.hits + self._served_here.get(req.k.key, 0), i, req, entry))
-        if not usable or (len(usable) < len(reqs) and not allow_partial):
-            return None
-        for _score, _i, req, entry in sorted(usable, key=lambda u: (u[0], u[1])):
-            value = self._usable(entry, now)
-            if value is not MISS:
-                return req, entry, value
-            found.pop(req.k.key, None)  # undecodable: refill it
-        return None
-
-    def _served_sample(self, req: Request, entry: Entry, value: Any) -> Any:
-        if not self.backend.local:
-            self._served_here[req.k.key] = self._served_here.get(req.k.key, 0) + 1
-            self._log_hit(hit_record(req.k.key, entry.duration, entry.metadata))
-        else:  # already recorded in the store by the protocol
-            self._log_hit(hit_record("", entry.duration, entry.metadata))
-        return value
-
-    def _next_refresh_slot(self, key: str, n: int) -> int:
-        slot = self._refresh_slots.get(key, 0)
-        self._refresh_slots[key] = (slot + 1) % n
-        return slot
 
 
 def _off_steps() -> Steps:

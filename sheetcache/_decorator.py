@@ -52,6 +52,7 @@ def cached(
     ignore: Collection[str] = (),
     include: Collection[str] = (),
     source: bool = True,
+    samples: int = 1,
     **key_parts: Any,
 ) -> Any:
     """Decorate ``fn`` (or return a decorator) so equal calls share one cached answer.
@@ -63,6 +64,8 @@ def cached(
         ignore: argument names left out of the key (clients, loggers, callbacks).
         include: secret-looking argument names to key by anyway.
         source: put a hash of the function's source in the key (default True).
+        samples: keep up to this many different answers per key, served in rotation
+            (as ``get_or_call(samples=...)``).
         **key_parts: more key parts (model, temperature, ...).
 
     Raises:
@@ -120,6 +123,7 @@ def cached(
                     prompt_of(args, kwargs),
                     lambda _p: func(*args, **kwargs),
                     ttl=ttl,
+                    samples=samples,
                     **key_parts,
                 )
 
@@ -128,7 +132,11 @@ def cached(
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             return cache.get_or_call(
-                prompt_of(args, kwargs), lambda _p: func(*args, **kwargs), ttl=ttl, **key_parts
+                prompt_of(args, kwargs),
+                lambda _p: func(*args, **kwargs),
+                ttl=ttl,
+                samples=samples,
+                **key_parts,
             )
 
         return wrapper

@@ -16,8 +16,9 @@ Differences are key paths, old (stored) value first::
     prompt[3].content: changed at char 118
     parts.seed: added (42)
 
-It uses only the cache's public surface (``key``, ``namespace``, ``backend.lookup``,
-``backend.iter_entries``), so it works on every store.
+It uses only the cache's public surface (``lookup`` decides hit or miss exactly as
+``get_or_call`` would; ``backend.lookup`` and ``backend.iter_entries`` find the reason and
+the nearest entry), so it works on every store.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sheetcache._keys import canonical_bytes, legacy_key, parse_canonical
+from sheetcache._keys import canonical_bytes, parse_canonical
 from sheetcache.backends.base import Entry
 
 if TYPE_CHECKING:
@@ -121,21 +122,25 @@ def explain(
         ['parts.temperature: 0.2 → 0.7']
     """
     namespace = cache.namespace
-    key = cache.key(prompt, **key_parts)
-    now = time.time()
-    found = cache.backend.lookup(key)
-    if found is not None:
-        if found.status == "rejected":
-            why = "stored, but a reviewer rejected it" + (f": {found.note}" if found.note else "")
-            return Explanation(False, key, found, [], 0, namespace, why)
-        if found.is_expired(now):
-            return Explanation(False, key, found, [], 0, namespace, "stored, but expired")
-        return Explanation(True, key, found, [], 0, namespace)
-    old_key = legacy_key(prompt, namespace, key_parts)
-    old = None if old_key is None else cache.backend.lookup(old_key)
-    if old is not None and old.status != "rejected" and not old.is_expired(now):
-        why = f"stored under key format 1 as {old.key[:12]}: served, and re-keyed on a hit"
-        return Explanation(True, key, old, [], 0, namespace, why)
+    # The cache's own lookup decides hit or miss (store, outbox, old key format, review
+    # status, expiry, decoding), so explain never disagrees with get_or_call.
+    found = cache.lookup(prompt, **key_parts)
+    key = found.key
+    if found.hit:
+        entry = found.entry
+        why = "" if entry is None or entry.key == key else (
+            f"stored under key format 1 as {entry.key[:12]}: served, and re-keyed under the new key"
+        )  # fmt: skip
+        return Explanation(True, key, entry, [], 0, namespace, why)
+    stored = cache.backend.lookup(key)
+    if stored is not None:  # stored, yet not served: say why
+        if stored.status == "rejected":
+            why = "stored, but a reviewer rejected it" + (f": {stored.note}" if stored.note else "")
+        elif stored.is_expired():
+            why = "stored, but expired"
+        else:
+            why = f"stored, but its {stored.value_type} value does not read back"
+        return Explanation(False, key, stored, [], 0, namespace, why)
     _ns, canon_prompt, canon_parts = parse_canonical(canonical_bytes(prompt, namespace, key_parts))
     wanted = {"prompt": canon_prompt, "parts": canon_parts}
     nearest, scanned, limited = _nearest(cache.backend.iter_entries(namespace), wanted, limit)

@@ -21,7 +21,8 @@ letting two different inputs share a key:
   as ``{"\\u0000dict": [[key, value], ...]}`` with the pairs sorted by their canonical text;
   a str key that starts with NUL gets one more NUL in front, so the tag never comes from
   your data and ``{1: x}`` never keys like ``{"1": x}``.
-- tuples are lists, enums their value, dataclasses and pydantic models their fields, pydantic
+- dates, times and UUIDs are their RFC 3339 or hex text (so they key like that str);
+  tuples are lists, enums their value, dataclasses and pydantic models their fields, pydantic
   model *classes* (output schemas) ``{"$schema": <JSON schema>}``, sets sorted lists. These
   are deliberate equalities: ``(1, 2)`` keys like ``[1, 2]``.
 
@@ -41,6 +42,7 @@ entries written before the upgrade.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import hashlib
 import json
@@ -48,6 +50,7 @@ import logging
 import math
 import re
 import threading
+import uuid
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -82,6 +85,9 @@ _PASS = orjson.OPT_PASSTHROUGH_DATACLASS
 _SORT = orjson.OPT_SORT_KEYS
 _EXACT = 2**53  # every integer up to this magnitude is exactly a double
 _INF = math.inf
+
+
+_AS_TEXT = (datetime.datetime, datetime.date, datetime.time, uuid.UUID)
 
 
 class _Slow(Exception):
@@ -188,6 +194,8 @@ def _convert(obj: Any) -> Any:
     """The JSON-shaped stand-in for a non-JSON type, or raise _Slow if there is none."""
     if isinstance(obj, enum.Enum):
         return obj.value
+    if isinstance(obj, _AS_TEXT):  # as format 1 (orjson) wrote them: RFC 3339, hex UUID
+        return orjson.dumps(obj)[1:-1].decode()
     if isinstance(obj, str):
         return str.__str__(obj)  # a subclass: its text, not its __str__
     if isinstance(obj, bool):
@@ -264,7 +272,10 @@ def _fast(obj: Any) -> Any:
     if t is list or t is tuple:
         items = None
         for i, v in enumerate(obj):
-            if type(v) is str:
+            tv = type(v)
+            if tv is str:
+                continue
+            if tv is dict and _plain_message(v):  # chat messages: skip a call per message
                 continue
             nv = _fast(v)
             if nv is not v:
@@ -273,6 +284,14 @@ def _fast(obj: Any) -> Any:
                 items[i] = nv
         return obj if items is None else items
     return _fast(_convert(obj))
+
+
+def _plain_message(d: dict[Any, Any]) -> bool:
+    """True if orjson writes ``d`` exactly as JCS does: str values, plain ASCII str keys."""
+    for k, v in d.items():
+        if type(v) is not str or type(k) is not str or not k.isascii() or (k < "\x01" and k):
+            return False
+    return True
 
 
 # -- the full writer: every rule, with the culprit named on failure ----------------------
@@ -364,6 +383,11 @@ _SECRET_WORDS = frozenset(
      "creds", "authorization", "auth", "apikey", "bearer", "cookie", "cookies"}
 )  # fmt: skip
 _SECRET_LAST = frozenset({"token", "jwt", "pat"})
+# ...but a "..._token" after one of these is text or a cursor that changes the answer.
+_TOKEN_NOT_SECRET = frozenset(
+    {"eos", "bos", "pad", "unk", "sep", "cls", "mask", "stop", "start", "end", "special",
+     "image", "page", "next", "prev", "previous", "continuation", "cursor", "sync", "resume"}
+)  # fmt: skip
 # "..._key" is a secret only after one of these ("sort_key", "cache_key" are not).
 _KEY_OWNERS = frozenset(
     {"api", "access", "private", "secret", "signing", "encryption", "client", "app",
@@ -379,7 +403,9 @@ def is_secret_name(name: str) -> bool:
     The name is split into words (snake_case, kebab-case, camelCase, any case). It is a
     secret if a word is one of password, passwd, passphrase, secret(s), credential(s),
     creds, authorization, auth, apikey, bearer, cookie(s); or its last word is token, jwt
-    or pat; or its last word is key after api, access, private, secret, signing,
+    or pat, except after eos, bos, pad, unk, sep, cls, mask, stop, start, end, special,
+    image, page, next, prev(ious), continuation, cursor, sync or resume (tokenizer text
+    and cursors change the answer); or its last word is key after api, access, private, secret, signing,
     encryption, client, app, subscription, license, master, service, session, account or
     auth.
 
@@ -391,8 +417,10 @@ def is_secret_name(name: str) -> bool:
     words = _WORD.findall(_CAMEL.sub("_", name).lower())
     if not words:
         return False
-    if not _SECRET_WORDS.isdisjoint(words) or words[-1] in _SECRET_LAST:
+    if not _SECRET_WORDS.isdisjoint(words):
         return True
+    if words[-1] in _SECRET_LAST:
+        return len(words) == 1 or words[-2] not in _TOKEN_NOT_SECRET
     return words[-1] == "key" and len(words) > 1 and words[-2] in _KEY_OWNERS
 
 
@@ -477,9 +505,9 @@ def make_key(prompt: Any, namespace: str = "default", **key_parts: Any) -> str:
 
     Example:
         >>> make_key("What is 2+2?", model="gpt-4o", temperature=0)[:12]
-        '2d24c3c6c4c0'
+        'dbf500fb48da'
         >>> make_key("What is 2+2?", model="gpt-4o", temperature=0.0)[:12]
-        '2d24c3c6c4c0'
+        'dbf500fb48da'
     """
     return hashlib.sha256(canonical_bytes(prompt, namespace, key_parts)).hexdigest()
 

@@ -19,7 +19,7 @@ from sheetcache._codec import is_immutable
 from sheetcache._savings import entry_savings
 from sheetcache.backends.base import Entry
 
-__all__ = ["DECODE", "L1", "L1Item", "has_null", "hit_record", "l1_hash"]
+__all__ = ["DECODE", "L1", "HitRecord", "L1Item", "hit_record", "l1_hash", "may_hold_null"]
 
 #: Held instead of a mutable value: a hit decodes the text afresh, so callers can't alias.
 DECODE: Any = object()
@@ -28,6 +28,20 @@ l1_hash = xxhash.xxh3_64_intdigest
 
 # re's literal scan finds b"null" in 2 KB in ~0.6 us where ``b"null" in`` takes ~1.2 us.
 _find_null = re.compile(rb"null").search
+
+
+def may_hold_null(lookup: bytes, prompt: Any, key_parts: Mapping[str, Any]) -> bool:
+    """Whether ``lookup`` (these inputs' lookup bytes) may hold a JSON ``null``.
+
+    A str prompt is one JSON string, so only the key parts can; they are few and flat, so
+    walking them beats scanning 2 KB of bytes. Anything else is scanned.
+    """
+    if type(prompt) is str:
+        return any(v is None or type(v) not in _FLAT for v in key_parts.values())
+    return _find_null(lookup) is not None
+
+
+_FLAT = frozenset({str, int, float, bool})
 
 
 class L1Item:
@@ -47,7 +61,7 @@ class L1Item:
         "value_type",
     )
 
-    def __init__(self, lookup: bytes, entry: Entry, value: Any) -> None:
+    def __init__(self, lookup: bytes, entry: Entry, value: Any, has_null: bool) -> None:
         self.lookup = lookup
         """Exact lookup bytes; compared on every hit."""
         self.key = entry.key
@@ -57,32 +71,32 @@ class L1Item:
         self.value_type = entry.value_type
         self.text = entry.value
         self.duration = entry.duration or 0.0
-        # Whether the bytes hold a null, so a NaN may hide in a later lookup's (orjson
-        # writes NaN as null) and such hits let the canonical form judge. Found out on the
-        # first hit (None until then): a miss need not scan 2 KB for it.
-        self.has_null: bool | None = None
+        # The bytes may hold a null, so a NaN may hide in a later lookup's (orjson writes
+        # NaN as null): such hits let the canonical form judge (see may_hold_null).
+        self.has_null = has_null
         self.metadata: Mapping[str, Any] = entry.metadata
         # Computed once here so a hit adds two numbers instead of pricing a model.
         self.tokens, self.usd = entry_savings(entry.metadata) if entry.metadata else (0, None)
 
 
-def has_null(item: L1Item) -> bool:
-    """Whether ``item``'s lookup bytes hold a ``null`` (scanned once, then remembered)."""
-    found = item.has_null
-    if found is None:
-        found = item.has_null = _find_null(item.lookup) is not None
-    return found
+class HitRecord:
+    """What counting one hit needs, for hits served without an L1 item (no L1, a follower
+    of a flight, a sample). ``key=""`` keeps it out of the per-key counts sent to the store.
+    :class:`L1Item` has the same four attributes, so the counters take either."""
+
+    __slots__ = ("duration", "key", "tokens", "usd")
+
+    def __init__(self, key: str, duration: float, tokens: int, usd: float | None) -> None:
+        self.key, self.duration, self.tokens, self.usd = key, duration, tokens, usd
 
 
-def hit_record(key: str, duration: float | None, metadata: Mapping[str, Any]) -> L1Item:
-    """An item that is never in the L1, for counting a hit served another way (a follower
-    of a flight, a sample); ``key=""`` keeps it out of the per-key counts sent to the store."""
-    item = L1Item.__new__(L1Item)
-    item.lookup, item.key, item.expires_at, item.value = b"", key, None, DECODE
-    item.value_type, item.text, item.duration, item.has_null = "", "", duration or 0.0, False
-    item.metadata = metadata
-    item.tokens, item.usd = entry_savings(metadata) if metadata else (0, None)
-    return item
+_NOTHING_SAVED = (0, None)
+
+
+def hit_record(key: str, duration: float | None, metadata: Mapping[str, Any]) -> HitRecord:
+    """A :class:`HitRecord` for an entry with this duration and metadata."""
+    tokens, usd = entry_savings(metadata) if metadata else _NOTHING_SAVED
+    return HitRecord(key, duration or 0.0, tokens, usd)
 
 
 class L1:

@@ -219,12 +219,12 @@ class BackendContract:
         backend.unlock(key, "probe")
         first, second = Cache(backend), Cache(backend)
         try:
-            assert first._try_lock(key) is True
-            second._unlock(key)
-            assert second._try_lock(key) is False
-            first._unlock(key)
-            assert second._try_lock(key) is True
-            second._unlock(key)
+            assert first._store.try_lock(key) is True
+            second._store.unlock(key)
+            assert second._store.try_lock(key) is False
+            first._store.unlock(key)
+            assert second._store.try_lock(key) is True
+            second._store.unlock(key)
         finally:
             first.close(timeout=10)  # each closes the shared backend: closing is idempotent
             second.close(timeout=10)

@@ -69,7 +69,8 @@ def test_public_surface_is_pinned() -> None:
     )
     assert set(sheetcache.__all__) == {
         "KEY_FORMAT_VERSION", "MODES", "Answer", "Backend", "BackendError", "Cache",
-        "CacheMissError", "CacheStats", "ConfigError", "Entry", "Lookup", "MemoryBackend", "MissingDependencyError", "SQLiteBackend", "SchemaError",
+        "CacheMissError", "CacheStats", "ConfigError", "Entry", "Explanation", "Lookup",
+        "MemoryBackend", "MissingDependencyError", "SQLiteBackend", "SchemaError",
         "SheetcacheError", "UnsupportedValueError", "__version__", "make_key",
     }  # fmt: skip
     for name in sheetcache.__all__:
@@ -694,3 +695,12 @@ async def test_a_cancelled_leader_does_not_cancel_its_followers(db: str) -> None
             await leader
         assert await follower == "the follower's own answer"
         assert calls == 2 and cache.get("q") == "the follower's own answer"
+
+
+def test_an_l1_hit_on_chat_messages_never_answers_a_nan_with_a_stored_null(db: str) -> None:
+    stored = [{"role": "user", "content": "hi", "weight": None}]
+    asked = [{"role": "user", "content": "hi", "weight": float("nan")}]
+    with Cache(db) as cache:
+        assert cache.get_or_call(stored, lambda p: "for None") == "for None"
+        with pytest.raises(TypeError, match="NaN"):
+            cache.get_or_call(asked, lambda p: "never")

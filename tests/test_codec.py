@@ -91,8 +91,11 @@ def test_hostile_answers_survive_sqlite_and_redis(
     _answer_survives(redis_url, value)
 
 
-def test_lone_surrogate_answer_survives_the_sheet(sheet: Sheet) -> None:  # noqa: F811
-    _answer_survives(sheet.url, HALF_EMOJI)
+@pytest.mark.parametrize(
+    "value", [HALF_EMOJI, "a\x00b", {"t": HALF_EMOJI}], ids=["surrogate", "nul", "dict"]
+)
+def test_hostile_answers_survive_the_sheet(sheet: Sheet, value: Any) -> None:  # noqa: F811
+    _answer_survives(sheet.url, value)
 
 
 @pytest.mark.parametrize(

@@ -450,8 +450,8 @@ def test_a_store_written_with_format_1_keys_still_hits_and_is_rekeyed(db: str) -
 
 def test_legacy_lookups_stop_after_a_run_of_misses_unless_asked_to_keep_on(db: str) -> None:
     from sheetcache import SQLiteBackend
-    from sheetcache._cache import LEGACY_GIVE_UP
     from sheetcache._keys import legacy_key
+    from sheetcache._store import LEGACY_GIVE_UP
     from sheetcache.backends.base import Entry
 
     with SQLiteBackend(db.removeprefix("sqlite://")) as store:
@@ -552,3 +552,14 @@ def test_both_shells_serve_what_the_lock_holder_stored(shell: str) -> None:
     assert results == ["from the holder"]
     holder.close()
     waiter.close()
+
+
+def test_refresh_mode_replaces_samples_in_turn(db: str) -> None:
+    llm = Sampler("first")
+    with Cache(db) as cache:
+        assert [cache.get_or_call("q", llm, samples=2) for _ in range(2)] == ["first 1", "first 2"]
+        fresh = Sampler("fresh")
+        with cache.override(mode="refresh"):
+            got = [cache.get_or_call("q", fresh, samples=2) for _ in range(2)]
+        assert got == ["fresh 1", "fresh 2"] and cache.backend.count() == 2
+        assert {cache.get_or_call("q", never, samples=2) for _ in range(2)} == set(got)

@@ -3,9 +3,13 @@ and secret arguments; and secrets absent from every store's bytes and from ``exp
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
+import os
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,7 @@ from redis_fixtures import (  # noqa: F401 - fixtures
 from sheets_fixtures import Sheet, emulator, sheet  # noqa: F401 - fixtures
 from typer.testing import CliRunner
 
-from sheetcache import Cache, ConfigError
+from sheetcache import Cache, ConfigError, _keys
 from sheetcache.cli import app
 
 SECRET = "sk-live-DO-NOT-STORE-7f3a9c"
@@ -105,6 +109,20 @@ async def test_classmethods_and_async_methods(db: str) -> None:
 # -- pydantic-ai tools ---------------------------------------------------------------------
 
 
+@pytest.fixture
+def run_sync_loop() -> Iterator[None]:
+    """Close the event loop ``Agent.run_sync`` leaves open (else a ResourceWarning lands on
+    a later, unrelated test)."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    if not loop.is_running():
+        loop.close()
+    asyncio.set_event_loop(None)
+
+
+@pytest.mark.usefixtures("run_sync_loop")
 def test_a_tool_taking_run_context_is_cached_without_ctx(db: str) -> None:
     """Issue 10, failure 4: a tool taking RunContext crashed (ctx can't be keyed)."""
     looked_up: list[str] = []
@@ -203,10 +221,13 @@ def test_ignore_leaves_any_argument_out(db: str) -> None:
 
 
 def test_secret_arguments_are_left_out_unless_included(
-    db: str, caplog: pytest.LogCaptureFixture
+    db: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 10, failure 3: a decorated function's api_key went into the key and the row,
     and rotating the key made every call a miss."""
+    # Warnings are once per name per process: start from a process that warned of nothing.
+    monkeypatch.setattr(_keys, "_warned", set())
+    monkeypatch.setattr(_keys, "_secret_memo", {})
     caplog.set_level(logging.WARNING, "sheetcache")
     calls: list[str] = []
     with Cache(db) as cache:
@@ -266,6 +287,10 @@ def test_secrets_are_absent_from_redis(redis_url: str, redis_client: redis.Redis
     _store_secrets(redis_url)
     dumped = b"".join(redis_client.dump(k) or b"" for k in redis_client.scan_iter())
     assert b"fine" in dumped and SECRET.encode() not in dumped
+    # The durable outbox on the way to Redis holds no secret either.
+    home = Path(os.environ["SHEETCACHE_DIR"])
+    outbox = b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file())
+    assert outbox and SECRET.encode() not in outbox
     assert SECRET not in _export(redis_url)
 
 
@@ -276,3 +301,35 @@ def test_secrets_are_absent_from_the_sheet(sheet: Sheet, tmp_path: Path) -> None
     stored = state.read_bytes()
     assert b"fine" in stored and SECRET.encode() not in stored
     assert SECRET not in _export(sheet.url)
+
+
+def test_samples_pass_through_the_decorator(db: str) -> None:
+    drawn: list[int] = []
+    with Cache(db) as cache:
+
+        @cache.cached(samples=2, temperature=0.9)
+        def draw(q: str) -> str:
+            drawn.append(1)
+            return f"sample {len(drawn)}"
+
+        first = [draw("q"), draw("q")]
+        assert first == ["sample 1", "sample 2"]
+        assert sorted([draw("q"), draw("q")]) == first and len(drawn) == 2
+
+
+def test_entries_from_before_format_2_are_found_with_source_false(db: str) -> None:
+    """The upgrade story for decorated functions: same prompt shape, found by the old key."""
+    from sheetcache import Entry
+    from sheetcache._keys import legacy_key
+
+    def ask(q: str, style: str = "short") -> str:
+        return "called"
+
+    name = f"{ask.__module__}.{ask.__qualname__}"
+    old_prompt = {"function": name, "arguments": {"q": "hi", "style": "short"}}
+    old_key = legacy_key(old_prompt, "default", {"model": "m"})
+    assert old_key is not None
+    with Cache(db) as cache:
+        cache.backend.put_many([Entry(old_key, "stored before", prompt=old_prompt)])
+        assert cache.cached(model="m", source=False)(ask)("hi") == "stored before"
+        assert cache.cached(model="m")(ask)("hi") == "called"  # the source hash is new

@@ -80,12 +80,20 @@ def test_a_hit_and_the_stored_but_unserved(tmp_path: Path) -> None:
 
 
 def test_an_entry_under_key_format_1_is_found(tmp_path: Path) -> None:
+    # with the fallback off (legacy_keys=False), explain agrees it is a miss
     with Cache(f"sqlite:///{tmp_path / 'c.db'}") as cache:
         old_key = legacy_key("hi", "default", {"model": "m"})
         assert old_key is not None
-        cache.backend.put_many([Entry(old_key, "old answer", prompt="hi", key_parts={"model": "m"})])
+        cache.backend.put_many(
+            [Entry(old_key, "old answer", prompt="hi", key_parts={"model": "m"})]
+        )
         ex = explain(cache, "hi", {"model": "m"})
-        assert ex.hit and "key format 1" in ex.reason
+        assert ex.hit and ex.nearest is not None and ex.nearest.value == "old answer"
+        other = Cache(f"sqlite:///{tmp_path / 'other.db'}", legacy_keys=False)
+        with other:
+            other.backend.put_many([Entry(old_key, "old", prompt="hi", key_parts={"model": "m"})])
+            off = explain(other, "hi", {"model": "m"})
+            assert not off.hit and off.nearest is not None and off.diff == []
 
 
 def test_nothing_to_compare_with() -> None:
@@ -133,5 +141,7 @@ def test_cli_explain_compares_two_stored_entries(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["explain", b[:8], "--against", a[:8], "--url", url])
     assert result.exit_code == 0, result.output
     assert "parts.temperature: 0.2 → 0.7" in result.output
+    full = CliRunner().invoke(app, ["explain", b, "--against", a, "--url", url])
+    assert full.exit_code == 0 and "parts.temperature: 0.2 → 0.7" in full.output
     missing = CliRunner().invoke(app, ["explain", "ffffff", "--against", a[:8], "--url", url])
     assert missing.exit_code == 1 and "no entry" in missing.output

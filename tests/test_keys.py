@@ -7,16 +7,19 @@ Format 2 is RFC 8785 (JCS) with documented extensions; format 1 stays reachable 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import json
 import logging
 import random
 import socket
 import struct
+import uuid
 from typing import Any
 
 import orjson
 import pytest
+import rfc8785
 from pydantic import BaseModel
 
 from sheetcache import Cache, make_key
@@ -161,7 +164,9 @@ JCS_FILES = [
 ]
 
 
-@pytest.mark.parametrize(("given", "expected"), JCS_FILES, ids=["values", "weird", "structures", "french", "arrays"])
+@pytest.mark.parametrize(
+    ("given", "expected"), JCS_FILES, ids=["values", "weird", "structures", "french", "arrays"]
+)
 def test_jcs_reference_files(given: str, expected: str) -> None:
     assert jcs(json.loads(given)) == expected.encode("utf-8")
 
@@ -175,7 +180,9 @@ def test_fast_path_agrees_with_the_full_writer_on_random_data() -> None:
         if kind == 0:
             return struct.unpack(">d", rng.getrandbits(64).to_bytes(8, "big"))[0]
         if kind == 1:
-            return rng.choice([0, -1, 2**53, -(2**53), 2**53 + 1, 2**63, rng.randrange(-9**9, 9**9)])
+            return rng.choice(
+                [0, -1, 2**53, -(2**53), 2**53 + 1, 2**63, rng.randrange(-(9**9), 9**9)]
+            )
         if kind == 2:
             return rng.choice(["", "a", "é", "\n\x01", "😀", "\ufb33", "\x7f\u2028", 'q"\\'])
         if kind == 3:
@@ -196,6 +203,61 @@ def test_fast_path_agrees_with_the_full_writer_on_random_data() -> None:
         except TypeError:
             continue  # a NaN/inf deep inside: refused by both, tested elsewhere
         assert fast == _write_all(v, "n", {"p": v}), v
+
+
+def test_keys_match_a_reference_jcs_implementation_on_random_json() -> None:
+    """Within JCS's domain (no huge ints, no lone surrogates, str keys), the canonical bytes
+    are exactly what an independent RFC 8785 library writes."""
+    rng = random.Random(8785)
+    alphabet = [
+        "a",
+        "Z",
+        "0",
+        " ",
+        "é",
+        "€",
+        "\u0080",
+        "\ufb33",
+        "😀",
+        "😂",
+        "\n",
+        "\x00",
+        '"',
+        "\\",
+    ]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(5)))
+
+    def value(depth: int) -> Any:
+        kind = rng.randrange(7 if depth < 3 else 4)
+        if kind == 0:
+            x = struct.unpack(">d", rng.getrandbits(64).to_bytes(8, "big"))[0]
+            return x if x == x and abs(x) != float("inf") else 0.5
+        if kind == 1:
+            return rng.choice([rng.randrange(-(2**53), 2**53 + 1), 0, 1.0, -0.0, 2.0**60])
+        if kind == 2:
+            return text()
+        if kind == 3:
+            return rng.choice([None, True, False])
+        if kind == 4:
+            return [value(depth + 1) for _ in range(rng.randrange(4))]
+        return {text() + rng.choice(["", "k"]): value(depth + 1) for _ in range(rng.randrange(5))}
+
+    for _ in range(2000):
+        v = value(0)
+        expected = b'[2,"n",' + rfc8785.dumps(v) + b',{"p":' + rfc8785.dumps(v) + b"}]"
+        if any(k[:1] == "\x00" for k in _keys_of(v)):
+            continue  # NUL-led keys get sheetcache's escape: tested on their own
+        assert canonical_bytes(v, "n", {"p": v}) == expected, v
+
+
+def _keys_of(v: Any) -> list[str]:
+    if isinstance(v, dict):
+        return list(v) + [k for x in v.values() for k in _keys_of(x)]
+    if isinstance(v, list):
+        return [k for x in v for k in _keys_of(x)]
+    return []
 
 
 def test_integers_beyond_2_53_never_collide() -> None:
@@ -317,6 +379,12 @@ def test_pydantic_models_and_dataclasses_as_parts() -> None:
     assert make_key("q", a=Answer(value=1)) != make_key("q", a=Answer(value=2))
     assert make_key("q", tags={"b", "a"}) == make_key("q", tags={"a", "b"})
     assert make_key("q", c=Color.RED) == make_key("q", c="red")
+    when = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)
+    assert make_key("q", at=when) == make_key("q", at="2024-05-01T12:00:00+00:00")
+    assert make_key("q", at=when) != make_key("q", at=when.replace(minute=1))
+    ident = uuid.UUID(int=7)
+    assert make_key("q", id=ident) == make_key("q", id=str(ident))
+    assert make_key("q", d=datetime.date(2024, 5, 1)) == make_key("q", d="2024-05-01")
 
 
 @pytest.mark.parametrize(
@@ -407,8 +475,8 @@ def test_legacy_key_is_exactly_format_1(
     assert legacy_key(prompt, namespace, parts) == expected
     if expected is not None:
         assert make_key(prompt, namespace, **parts) != expected  # format 2 is a new key
-    else:
-        make_key(prompt, namespace, **parts) if parts.get("t") == parts.get("t") else None
+    elif "t" not in parts:  # what format 1 refused, format 2 keys (all but NaN)
+        assert len(make_key(prompt, namespace, **parts)) == 64
 
 
 # -- secrets -------------------------------------------------------------------------------
@@ -422,6 +490,7 @@ SECRET = [
 NOT_SECRET = [
     "max_tokens", "max_completion_tokens", "token_limit", "tokenizer", "sort_key", "key",
     "cache_key", "author", "authors", "keyword", "model", "temperature", "system", "monkey",
+    "eos_token", "pad_token", "stop_token", "next_page_token", "page_token", "cursor_token",
 ]  # fmt: skip
 
 
@@ -441,8 +510,28 @@ def test_secret_parts_are_left_out_with_one_warning(caplog: pytest.LogCaptureFix
     name = "warned_once_api_key"
     assert make_key("q", model="m", **{name: "sk-1"}) == make_key("q", model="m")
     assert make_key("q", model="m", **{name: "sk-2"}) == make_key("q", model="m")
-    assert canonical_bytes("q", "n", {name: "sk-1"}, include={name}) != canonical_bytes("q", "n", {})
+    assert canonical_bytes("q", "n", {name: "sk-1"}, include={name}) != canonical_bytes(
+        "q", "n", {}
+    )
     assert b"sk-1" not in canonical_bytes("q", "n", {name: "sk-1", "model": "m"})
     warned = [r for r in caplog.records if name in r.getMessage()]
     assert len(warned) == 1 and "include=" in warned[0].getMessage()
     assert "sk-1" not in caplog.text
+
+
+def test_keys_are_the_same_in_another_process(subprocess_env: dict[str, str]) -> None:
+    """Set order, dict order and str hashing vary per process; keys must not."""
+    import subprocess
+    import sys
+
+    code = (
+        "from sheetcache import make_key\n"
+        "print(make_key([{'b': 1, 'a': {3: 'x', 'k': 1.0}}], tags={'z', 'y', 'é', '😀'}, n=2**70))\n"
+    )
+    mine = make_key([{"a": {"k": 1, 3: "x"}, "b": 1.0}], tags={"😀", "é", "y", "z"}, n=2**70)
+    for seed in ("1", "2"):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            env={**subprocess_env, "PYTHONHASHSEED": seed}, timeout=60,
+        )  # fmt: skip
+        assert out.stdout.strip() == mine

@@ -48,6 +48,8 @@ LAYERS: dict[str, int] = {
     "sheetcache._answer": CORE,
     "sheetcache._decorator": CORE,
     "sheetcache._explain": CORE,
+    "sheetcache._store": CORE,
+    "sheetcache._samples": CORE,
     "sheetcache._outbox": OUTBOX,
     "sheetcache._urls": BACKENDS,  # compatibility alias of backends._registry
     "sheetcache._breaker": BACKENDS,

@@ -1,4 +1,8 @@
-"""``sheetcache explain KEY --against KEY``: what differs between two stored entries."""
+"""``sheetcache explain KEY --against KEY``: what differs between two stored entries.
+
+Registered by :mod:`sheetcache.cli` as ``app.command("explain")(explain_command)``; this
+module does not import the package, so no import cycle.
+"""
 
 from __future__ import annotations
 
@@ -12,33 +16,36 @@ from sheetcache._errors import SheetcacheError
 from sheetcache._explain import diff_entries
 from sheetcache._urls import default_url, redact_url
 from sheetcache.backends.base import Entry
-from sheetcache.cli import app
 
 console = Console(highlight=False)
 err = Console(stderr=True)
 
 
-def _resolve(cache: Cache, prefix: str) -> Entry:
-    """The one entry whose key starts with ``prefix`` (6+ hex characters)."""
-    prefix = prefix.strip().lower()
-    if len(prefix) < 6:
+def _resolve(cache: Cache, *prefixes: str) -> list[Entry]:
+    """The one entry each prefix (6+ hex characters) starts, in one pass over the store."""
+    wanted = [p.strip().lower() for p in prefixes]
+    if any(len(p) < 6 for p in wanted):
         err.print("[red]error:[/red] give a key or at least its first 6 characters")
         raise typer.Exit(2)
-    if len(prefix) == 64:
-        found = cache.backend.get_many([prefix]).get(prefix)
-        matches = [] if found is None else [found]
-    else:
-        matches = [e for e in cache.backend.iter_entries() if e.key.startswith(prefix)]
-    if not matches:
-        err.print(f"[red]error:[/red] no entry with a key starting {prefix!r}")
-        raise typer.Exit(1)
-    if len(matches) > 1:
-        err.print(f"[red]error:[/red] {len(matches)} keys start with {prefix!r}; give more")
-        raise typer.Exit(1)
-    return matches[0]
+    found: dict[str, list[Entry]] = {p: [] for p in wanted}
+    full = [p for p in wanted if len(p) == 64]
+    for key, entry in cache.backend.get_many(full).items():
+        found[key].append(entry)
+    if len(full) < len(set(wanted)):
+        for entry in cache.backend.iter_entries():
+            for p in wanted:
+                if len(p) < 64 and entry.key.startswith(p):
+                    found[p].append(entry)
+    for p, matches in found.items():
+        if not matches:
+            err.print(f"[red]error:[/red] no entry with a key starting {p!r}")
+            raise typer.Exit(1)
+        if len(matches) > 1:
+            err.print(f"[red]error:[/red] {len(matches)} keys start with {p!r}; give more")
+            raise typer.Exit(1)
+    return [found[p][0] for p in wanted]
 
 
-@app.command("explain")
 def explain_command(
     key: Annotated[str, typer.Argument(metavar="KEY_PREFIX", help="An entry's key (6+ chars).")],
     against: Annotated[
@@ -57,7 +64,7 @@ def explain_command(
         err.print(f"[red]error:[/red] cannot open {redact_url(url or default_url())}: {exc}")
         raise typer.Exit(2) from None
     with cache:
-        new, old = _resolve(cache, key), _resolve(cache, against)
+        new, old = _resolve(cache, key, against)
         lines = diff_entries(old, new)
     console.print(f"{old.key[:12]} → {new.key[:12]}: {len(lines)} difference(s)")
     for line in lines or ["(none: same namespace, prompt and parts)"]:
