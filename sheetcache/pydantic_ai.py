@@ -865,17 +865,19 @@ def _reject_entry(cache: Cache, key: str, note: str) -> bool:
     Written to the store itself (lookups read it before the outbox), and queued after any
     unsent copy of the answer so that flushing it later cannot undo the mark. Blocking I/O.
     """
+    # The front has no public "mark this entry" call yet: this is the one place that uses
+    # its store and L1 directly.
+    store = cache._store
     entry = cache.backend.get_many([key]).get(key)
-    outbox = cache._outbox
-    queued = outbox.find(key) if outbox is not None else None
+    queued = store.outbox.find(key) if store.outbox is not None else None
     entry = queued or entry  # the queued copy is the newer one
     if entry is None or entry.status == "rejected":
         return False
     note = f"{entry.note}\n{note}" if entry.note else note
     entry = replace(entry, status="rejected", note=note)
-    cache._write(entry, direct=True)  # falls back to the outbox if the store is down
-    if queued is not None and outbox is not None:
-        outbox.append([entry])
+    store.write(entry, direct=True)  # falls back to the outbox if the store is down
+    if queued is not None and store.outbox is not None:
+        store.outbox.append([entry])
     cache._l1.forget_keys({key})
     return True
 
