@@ -1,0 +1,370 @@
+"""CacheTransport / AsyncCacheTransport with the real openai and anthropic SDKs against a
+local stub over loopback HTTP, on real SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import httpx2
+import openai
+import orjson
+import pytest
+
+from sheetcache import Cache
+from sheetcache.transport import AsyncCacheTransport, CacheTransport
+from tests.llm_stub import LLMStub
+
+SECRET = "sk-test-5ecret-key-never-stored"
+MESSAGES = [{"role": "user", "content": "What is 2+2?"}]
+
+
+@pytest.fixture
+def stub() -> Iterator[LLMStub]:
+    with LLMStub() as s:
+        yield s
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "cache.db"
+
+
+@pytest.fixture
+def cache(db: Path) -> Iterator[Cache]:
+    c = Cache(f"sqlite:///{db}")
+    yield c
+    c.close()
+
+
+_open: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _open:
+        _open.pop().close()
+
+
+def oai(stub: LLMStub, cache: Cache, http: Any = httpx, key: str = SECRET) -> openai.OpenAI:
+    client = http.Client(transport=CacheTransport(cache))
+    _open.append(client)
+    return openai.OpenAI(api_key=key, base_url=stub.url + "/v1", http_client=client, max_retries=0)
+
+
+def claude(stub: LLMStub, cache: Cache, key: str = SECRET) -> anthropic.Anthropic:
+    client = httpx2.Client(transport=CacheTransport(cache))
+    _open.append(client)
+    return anthropic.Anthropic(api_key=key, base_url=stub.url, http_client=client, max_retries=0)
+
+
+def stored_bytes(db: Path) -> bytes:
+    """Every byte of the SQLite file and its WAL, as an attacker with the file would see."""
+    data = b""
+    for path in (db, Path(f"{db}-wal")):
+        if path.exists():
+            data += path.read_bytes()
+    return data
+
+
+# -- OpenAI ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("http", [httpx, httpx2], ids=["httpx", "httpx2"])
+def test_openai_repeat_is_a_hit(stub: LLMStub, cache: Cache, http: Any) -> None:
+    client = oai(stub, cache, http)
+    first = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+    again = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+    assert first.headers["x-sheetcache"] == "miss" and again.headers["x-sheetcache"] == "hit"
+    assert again.parse().choices[0].message.content == "echo: What is 2+2?"
+    assert again.parse().id == first.parse().id  # the stored answer, not a new call
+    assert len(stub.posts()) == 1
+    assert cache.stats.hits == 1
+
+
+def test_openai_changed_setting_is_a_miss(stub: LLMStub, cache: Cache) -> None:
+    client = oai(stub, cache)
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES, temperature=0)
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES, temperature=1)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0)
+    assert len(stub.posts()) == 3
+
+
+def test_api_key_and_body_key_order_do_not_matter(stub: LLMStub, cache: Cache) -> None:
+    oai(stub, cache, key="sk-one").chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, temperature=0
+    )
+    oai(stub, cache, key="sk-two").chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, temperature=0
+    )
+    with httpx.Client(transport=CacheTransport(cache)) as raw:
+        reordered = b'{"temperature":0,"messages":[{"content":"What is 2+2?","role":"user"}],"model":"gpt-4o"}'
+        response = raw.post(
+            stub.url + "/v1/chat/completions",
+            content=reordered,
+            headers={"authorization": "Bearer sk-three", "x-stainless-retry-count": "7"},
+        )
+    assert response.headers["x-sheetcache"] == "hit"
+    assert len(stub.posts()) == 1
+
+
+def test_different_host_or_path_is_a_miss(stub: LLMStub, cache: Cache) -> None:
+    with LLMStub() as other:
+        oai(stub, cache).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        oai(other, cache).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert len(other.posts()) == 1
+
+
+def test_openai_stream_replays_the_same_chunks(stub: LLMStub, cache: Cache) -> None:
+    client = oai(stub, cache)
+
+    def run() -> tuple[list[str], str]:
+        stream = client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = list(stream)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        return [c.model_dump_json() for c in chunks], text
+
+    first, text = run()
+    again, text_again = run()
+    assert len(stub.posts()) == 1
+    assert text == text_again == "echo: What is 2+2? "
+    assert again == first  # the same events, one SDK chunk each
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    assert raw.headers["x-sheetcache"] == "hit"
+    assert len(list(raw.parse())) == len(first)
+
+
+def test_stream_bytes_pass_through_with_event_boundaries(stub: LLMStub, cache: Cache) -> None:
+    body = {"model": "gpt-4o", "messages": MESSAGES, "stream": True}
+    seen = []
+    with httpx.Client(transport=CacheTransport(cache)) as raw:
+        for _ in range(2):
+            with raw.stream("POST", stub.url + "/v1/chat/completions", json=body) as response:
+                seen.append((response.headers["x-sheetcache"], list(response.iter_raw())))
+    (miss, miss_chunks), (hit, hit_chunks) = seen
+    assert (miss, hit) == ("miss", "hit")
+    assert b"".join(hit_chunks) == b"".join(miss_chunks)
+    assert all(chunk.endswith(b"\n\n") and chunk.count(b"\n\n") == 1 for chunk in hit_chunks)
+    assert hit_chunks[-1] == b"data: [DONE]\n\n"
+
+
+def test_cut_off_stream_is_not_stored(stub: LLMStub, cache: Cache) -> None:
+    client = oai(stub, cache)
+    stub.cut_stream = True
+    list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    stub.cut_stream = False
+    list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    assert len(stub.posts()) == 2
+
+
+def test_abandoned_stream_is_not_stored(stub: LLMStub, cache: Cache) -> None:
+    client = oai(stub, cache)
+    stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    next(iter(stream))
+    stream.close()
+    list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    assert len(stub.posts()) == 2
+    assert [e.key for e in cache.entries()] != []
+
+
+def test_error_responses_are_not_stored(stub: LLMStub, cache: Cache) -> None:
+    client = oai(stub, cache)
+    stub.fail_with = 503
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    stub.fail_with = None
+    assert client.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
+    assert len(stub.posts()) == 3
+    assert len(list(cache.entries())) == 1
+
+
+def test_other_routes_pass_through(stub: LLMStub, cache: Cache) -> None:
+    client = oai(stub, cache)
+    client.models.list()
+    response = client.models.with_raw_response.list()
+    assert "x-sheetcache" not in response.headers
+    assert len([r for r in stub.requests if r["method"] == "GET"]) == 2
+    assert list(cache.entries()) == []
+
+
+def test_responses_and_embeddings_are_cached(stub: LLMStub, cache: Cache) -> None:
+    client = oai(stub, cache)
+    texts = [client.responses.create(model="gpt-4o", input="hello").output_text for _ in "ab"]
+    vectors = [
+        client.embeddings.create(model="text-embedding-3-small", input=["a", "bb"]) for _ in "ab"
+    ]
+    assert texts == ["echo: hello"] * 2
+    assert vectors[0].data[1].embedding == vectors[1].data[1].embedding == [0.5, 2.0, 0.25]
+    assert len(stub.posts()) == 2
+
+
+async def test_openai_async_hit_and_stream(stub: LLMStub, cache: Cache) -> None:
+    for http in (httpx, httpx2):
+        cache.clear()
+        before = len(stub.posts())
+        transport = AsyncCacheTransport(cache)
+        client = openai.AsyncOpenAI(
+            api_key=SECRET, base_url=stub.url + "/v1", max_retries=0,
+            http_client=http.AsyncClient(transport=transport),  # type: ignore[attr-defined]
+        )  # fmt: skip
+        first = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=MESSAGES
+        )
+        again = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=MESSAGES
+        )
+        assert (first.headers["x-sheetcache"], again.headers["x-sheetcache"]) == ("miss", "hit")
+        counts = []
+        for _ in range(2):
+            stream = await client.chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, stream=True
+            )
+            counts.append(len([c async for c in stream]))
+        assert counts[0] == counts[1] > 3
+        assert len(stub.posts()) == before + 2
+        await client.close()
+
+
+async def test_async_abandoned_stream_is_not_stored(stub: LLMStub, cache: Cache) -> None:
+    client = openai.AsyncOpenAI(
+        api_key=SECRET, base_url=stub.url + "/v1", max_retries=0,
+        http_client=httpx.AsyncClient(transport=AsyncCacheTransport(cache)),
+    )  # fmt: skip
+    stream = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    await stream.__anext__()
+    await stream.close()
+    stream = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    assert len([c async for c in stream]) > 3
+    assert len(stub.posts()) == 2
+    await client.close()
+
+
+def test_no_secret_in_the_stored_bytes(stub: LLMStub, cache: Cache, db: Path) -> None:
+    client = oai(stub, cache)
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    claude(stub, cache).messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES)
+    cache.flush()
+    assert stub.posts()[0]["headers"]["authorization"] == f"Bearer {SECRET}"  # it did go upstream
+    assert stub.posts()[2]["headers"]["authorization"] == f"Bearer {SECRET}"
+    data = stored_bytes(db)
+    assert b"What is 2+2?" in data  # the file does hold the entries
+    assert SECRET.encode() not in data
+    assert b"x-stainless" not in data.lower() and b"x-request-id" not in data.lower()
+
+
+def test_store_is_readable(stub: LLMStub, cache: Cache, db: Path) -> None:
+    oai(stub, cache).chat.completions.create(model="gpt-4o", messages=MESSAGES, temperature=0)
+    (entry,) = cache.entries()
+    assert entry.prompt == MESSAGES
+    assert entry.key_parts["model"] == "gpt-4o"
+    assert entry.key_parts["request"] == {"temperature": 0}
+    assert entry.value.startswith("echo: What is 2+2?\n\n--- sheetcache: HTTP response v1.")
+    with sqlite3.connect(db) as conn:  # what someone opening the file sees
+        (value,) = conn.execute("SELECT value FROM entries").fetchone()
+    assert value.startswith("echo: What is 2+2?")
+
+
+def _review(cache: Cache, old: str, new: str) -> None:
+    """A reviewer edits the answer text of the only entry (SQLite: in place)."""
+    (entry,) = cache.entries()
+    entry.value = entry.value.replace(old, new, 1)
+    cache.backend.put_many([entry])
+    cache._l1.clear()  # noqa: SLF001 - another process would not have it in its L1
+
+
+def test_reviewer_edit_is_served_in_the_provider_shape(stub: LLMStub, cache: Cache) -> None:
+    client = oai(stub, cache)
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    _review(cache, "echo: What is 2+2?", "4")
+    answer = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert answer.choices[0].message.content == "4"
+    assert answer.choices[0].finish_reason == "stop" and answer.usage is not None
+
+
+def test_reviewer_edit_of_a_stream_keeps_its_events(stub: LLMStub, cache: Cache) -> None:
+    client = oai(stub, cache)
+    first = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    (entry,) = cache.entries()
+    entry.value = "Four." + entry.value[entry.value.index("\n\n--- sheetcache") :]
+    cache.backend.put_many([entry])
+    cache._l1.clear()  # noqa: SLF001
+    again = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    assert len(again) == len(first)
+    assert "".join(c.choices[0].delta.content or "" for c in again) == "Four."
+
+
+# -- Anthropic (SDK 2.x takes httpx2 clients only) ---------------------------------------------
+
+
+def test_anthropic_hit_and_changed_max_tokens(stub: LLMStub, cache: Cache) -> None:
+    client = claude(stub, cache)
+    first = client.messages.with_raw_response.create(
+        model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES
+    )
+    again = client.messages.with_raw_response.create(
+        model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES
+    )
+    assert (first.headers["x-sheetcache"], again.headers["x-sheetcache"]) == ("miss", "hit")
+    assert again.parse().content[0].text == "echo: What is 2+2?"  # type: ignore[union-attr]
+    client.messages.create(model="claude-sonnet-4-5", max_tokens=65, messages=MESSAGES)
+    assert len(stub.posts()) == 2
+    claude(stub, cache, key="another-key").messages.create(
+        model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES
+    )
+    assert len(stub.posts()) == 2
+
+
+def test_anthropic_stream_replays_the_same_events(stub: LLMStub, cache: Cache) -> None:
+    client = claude(stub, cache)
+
+    def run() -> list[str]:
+        stream = client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES, stream=True
+        )
+        return [event.model_dump_json() for event in stream]
+
+    first, again = run(), run()
+    assert again == first and len(first) >= 6
+    assert orjson.loads(first[-1])["type"] == "message_stop"
+    assert len(stub.posts()) == 1
+
+
+async def test_anthropic_async(stub: LLMStub, cache: Cache) -> None:
+    client = anthropic.AsyncAnthropic(
+        api_key=SECRET, base_url=stub.url, max_retries=0,
+        http_client=httpx2.AsyncClient(transport=AsyncCacheTransport(cache)),
+    )  # fmt: skip
+    texts = []
+    for _ in range(2):
+        message = await client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES
+        )
+        texts.append(message.content[0].text)  # type: ignore[union-attr]
+    counts = []
+    for _ in range(2):
+        stream = await client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES, stream=True
+        )
+        counts.append(len([e async for e in stream]))
+    assert texts == ["echo: What is 2+2?"] * 2
+    assert counts[0] == counts[1] >= 6
+    assert len(stub.posts()) == 2
+    await client.close()
+
+
+def test_transport_needs_a_cache() -> None:
+    with pytest.raises(TypeError, match="needs a sheetcache.Cache"):
+        CacheTransport("sqlite:///x.db")  # type: ignore[arg-type]
