@@ -36,7 +36,7 @@ class Proxy:
 
     @property
     def url(self) -> str:
-        return "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
 
     def __enter__(self) -> Proxy:
         self.thread.start()
@@ -159,7 +159,7 @@ def test_healthz_reports_store_and_stats(proxy: Proxy, cache: Cache) -> None:
 def test_upstream_down_is_a_502(cache: Cache) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        dead = "http://127.0.0.1:%d" % s.getsockname()[1]
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     with Proxy(cache, dead) as proxy:
         response = httpx.post(
             proxy.url + "/v1/chat/completions", json={"model": "m", "messages": []}
