@@ -6,9 +6,11 @@
 '4'
 """
 
-from sheetcache._cache import Cache, CacheStats
+from sheetcache._answer import Answer, Lookup
+from sheetcache._cache import Cache
 from sheetcache._errors import (
     BackendError,
+    CacheMissError,
     ConfigError,
     MissingDependencyError,
     SchemaError,
@@ -16,6 +18,8 @@ from sheetcache._errors import (
     UnsupportedValueError,
 )
 from sheetcache._keys import KEY_FORMAT_VERSION, make_key
+from sheetcache._modes import MODES
+from sheetcache._stats import CacheStats
 from sheetcache.backends.base import Backend, Entry
 from sheetcache.backends.memory import MemoryBackend
 from sheetcache.backends.sqlite import SQLiteBackend
@@ -24,12 +28,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KEY_FORMAT_VERSION",
+    "MODES",
+    "Answer",
     "Backend",
     "BackendError",
     "Cache",
+    "CacheMissError",
     "CacheStats",
     "ConfigError",
     "Entry",
+    "Lookup",
     "MemoryBackend",
     "MissingDependencyError",
     "SQLiteBackend",

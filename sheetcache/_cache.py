@@ -1,39 +1,55 @@
-"""The cache front: keys, the in-process L1, single-flight, fail-open, write-behind.
+"""The cache front: the public :class:`Cache`, wiring keys, the L1, flights and the store.
 
-Data path (docs/architecture.md tells the same story in prose):
+Data paths (docs/architecture.md tells the same story in prose):
 
-- hit:   canonical key bytes -> L1 dict -> answer. No hashing beyond the canonical JSON, no
-         lock held while looking, no I/O. Hit counts are summed in memory for the flusher.
-- miss:  sha256 -> backend.lookup (and the outbox, for answers not flushed yet) -> single
-         flight -> call_fn -> L1 + durable local write (the backend itself when it is local,
-         else the outbox) -> answer returned. The network write happens later, in batches.
+- hit:   mode check -> lookup bytes -> L1 item -> answer. No sha256, no lock, no clock
+         (unless the entry expires), no I/O: the hit is logged for :class:`~._stats.Counters`.
+- miss:  the one protocol in :mod:`._miss` (store lookup, flight, cross-process lock, call,
+         durable local write), driven by :meth:`Cache.get_or_call` and
+         :meth:`Cache.aget_or_call` alike. The network write happens later, in batches.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
-import hashlib
+import itertools
 import logging
-import threading
+import os
 import time
+import uuid
 import weakref
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import orjson
-import xxhash
 
+from sheetcache import _modes
+from sheetcache._answer import Lookup
+from sheetcache._cachekey import cache_key
 from sheetcache._codec import decode_value, encode_value, is_immutable
-from sheetcache._errors import ConfigError
+from sheetcache._errors import CacheMissError, ConfigError
+from sheetcache._flight import Flight, Flights
 from sheetcache._keys import canonical_bytes, has_non_finite, lookup_bytes
-from sheetcache._outbox import Flusher, Outbox
-from sheetcache._urls import backend_from_url, default_url, outbox_path
+from sheetcache._l1 import DECODE, L1, L1Item, hit_record, l1_hash
+from sheetcache._logging import OutageLog
+from sheetcache._miss import (
+    CALL,
+    MISS,
+    Request,
+    Steps,
+    miss_steps,
+    run_async,
+    run_sync,
+    sample_steps,
+    unwrap,
+)
+from sheetcache._modes import OFF, OVERRIDES, READ_WRITE, REFRESH, REPLAY
+from sheetcache._outbox import Flusher, Outbox, outbox_path
+from sheetcache._stats import CacheStats, Counters
+from sheetcache.backends._registry import backend_from_url, default_url
 from sheetcache.backends.base import Backend, Entry
 
 __all__ = ["Cache", "CacheStats"]
@@ -42,96 +58,8 @@ log = logging.getLogger("sheetcache")
 
 T = TypeVar("T")
 _UNSET: Any = object()
-_MISS: Any = object()  # "not found", distinct from a cached None
-_DECODE: Any = object()  # L1 holds text only: decode on every hit so callers can't alias
-_l1_hash = xxhash.xxh3_64_intdigest  # ~0.2 us for 2 KB where sha256 takes ~3.5 us here
-
-
-@dataclass(frozen=True)
-class CacheStats:
-    """Counters since this :class:`Cache` was opened."""
-
-    hits: int = 0
-    """Answers served without calling the function (incl. waiters on a concurrent miss)."""
-    misses: int = 0
-    """Calls that went to the function."""
-    errors: int = 0
-    """Backend failures the cache absorbed (reads, writes, locks)."""
-    saved_seconds: float = 0.0
-    """Time the original calls took, summed over hits: wall time the cache saved."""
-    pending_writes: int = 0
-    """Answers waiting in the local outbox for the backend (0 for local stores)."""
-
-    @property
-    def hit_rate(self) -> float:
-        """hits / (hits + misses), 0.0 before any lookup."""
-        total = self.hits + self.misses
-        return self.hits / total if total else 0.0
-
-
-class _Flight:
-    """One in-progress miss that concurrent identical calls wait on (threads and tasks).
-
-    A plain lock, held from creation until the leader finishes, is the signal: waiters
-    acquire and release it. Much cheaper to create than a threading.Event on every miss.
-    """
-
-    __slots__ = (
-        "_gate",
-        "finished",
-        "value",
-        "error",
-        "duration",
-        "stored",
-        "_async_waiters",
-        "_lock",
-    )
-
-    def __init__(self) -> None:
-        self._gate = threading.Lock()
-        self._gate.acquire()
-        self.finished = False
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.duration = 0.0
-        self.stored: tuple[str, str] | None = None  # (value_type, text) once encoded
-        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        self._lock = threading.Lock()
-
-    def finish(self, value: Any = None, error: BaseException | None = None) -> None:
-        self.value, self.error = value, error
-        with self._lock:
-            self.finished = True
-            waiters, self._async_waiters = self._async_waiters, []
-        self._gate.release()
-        for loop, fut in waiters:
-            loop.call_soon_threadsafe(_set_done, fut)
-
-    def result(self) -> Any:
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-    def wait(self) -> Any:
-        with self._gate:
-            pass
-        return self.result()
-
-    async def await_result(self) -> Any:
-        fut: asyncio.Future[None] | None = None
-        with self._lock:
-            if not self.finished:
-                loop = asyncio.get_running_loop()
-                fut = loop.create_future()
-                self._async_waiters.append((loop, fut))
-        if fut is not None:
-            await fut
-        return self.result()
-
-
-def _set_done(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
+_SAMPLE_PART = "sheetcache.sample"  # the key part that tells a sample's rows apart
+_ids = itertools.count(1)
 
 
 def _seconds(ttl: float | timedelta | None, what: str = "ttl") -> float | None:
@@ -143,6 +71,12 @@ def _seconds(ttl: float | timedelta | None, what: str = "ttl") -> float | None:
             f"{what} must be a positive number of seconds, a timedelta or None, not {ttl!r}"
         )
     return float(seconds)
+
+
+def _check_samples(samples: object) -> int:
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ConfigError(f"samples must be an int >= 1, not {samples!r}")
+    return samples
 
 
 class Cache:
@@ -159,6 +93,8 @@ class Cache:
             per backend URL under ``$SHEETCACHE_DIR`` (or the user cache dir).
         lock_timeout: with a backend that has cross-process locks (Redis), how long another
             process may hold a key's lock before this one computes the answer itself.
+        mode: ``"read-write"`` (default), ``"replay"``, ``"refresh"`` or ``"off"``; default
+            ``$SHEETCACHE_MODE``. See :mod:`sheetcache._modes` and :meth:`override`.
 
     Example:
         >>> cache = Cache("memory://")
@@ -178,11 +114,14 @@ class Cache:
         l1_size: int = 10_000,
         outbox: str | Path | None = None,
         lock_timeout: float = 120.0,
+        mode: str | None = None,
     ) -> None:
         if not isinstance(namespace, str) or not namespace:
             raise ConfigError(f"namespace must be a non-empty str, not {namespace!r}")
-        if not isinstance(l1_size, int) or l1_size < 0:
+        if isinstance(l1_size, bool) or not isinstance(l1_size, int) or l1_size < 0:
             raise ConfigError(f"l1_size must be an int >= 0, not {l1_size!r}")
+        self.mode: str = _modes.default_mode() if mode is None else _modes.check_mode(mode)
+        """The mode outside any :meth:`override`."""
         self.namespace = namespace
         self.ttl = _seconds(ttl)
         self.lock_timeout = lock_timeout
@@ -190,34 +129,39 @@ class Cache:
             url if isinstance(url, Backend) else backend_from_url(url or default_url())
         )
         self.url = self.backend.url
-        # xxh3 of the lookup bytes -> (lookup bytes, key, expires_at, value or _DECODE,
-        # value_type, text, duration, bytes hold "null"). The bytes rule out hash collisions.
-        self._l1: OrderedDict[int, tuple[Any, ...]] = OrderedDict()
-        self._l1_size = l1_size
-        self._lock = threading.Lock()  # counters and pending hits
-        self._hits = self._misses = self._errors = 0
-        self._saved = 0.0
-        self._pending_hits: dict[str, list[Any]] = {}
-        self._flights: dict[str, _Flight] = {}
-        self._flights_lock = threading.Lock()
-        self._read_failing = False
+        self._id = next(_ids)
+        # Compare-and-delete token for cross-process locks: no other Cache can release ours.
+        self._owner = f"{os.getpid()}:{uuid.uuid4().hex}"
+        self._l1 = L1(l1_size)
+        self._l1_items = self._l1.items  # read directly on the hot path
+        self._counters = Counters()
+        self._log_hit = self._counters.hit_log.append
+        self._flights = Flights()
+        self._reads = OutageLog(f"reading from {self.url}")
+        self._writes = OutageLog(f"storing in {self.url}")
+        self._locks = OutageLog(f"locking in {self.url}")
+        self._served_here: dict[str, int] = {}  # sample key -> hits served (non-local stores)
+        self._refresh_slots: dict[str, int] = {}
         self._closed = False
         self._outbox = (
             None if self.backend.local else Outbox(outbox or outbox_path(self.backend.url))
         )
+        self._queueing = OutageLog(
+            f"queueing in {self._outbox.path}" if self._outbox else "queueing"
+        )
         self._flusher = Flusher(
-            self.backend, self._outbox, self._take_hits, self._return_hits, self._count_error,
-            interval=self.backend.flush_interval,
+            self.backend, self._outbox, self._counters.take_hits, self._counters.return_hits,
+            self._counters.error, interval=self.backend.flush_interval,
             batch_size=self.backend.flush_batch_size,
         )  # fmt: skip
-        self.backend.subscribe(self._forget_keys)
+        self.backend.subscribe(self._l1.forget_keys)
         _open_caches.add(self)
 
     # -- public API ---------------------------------------------------------------------
 
     def key(self, prompt: Any, **key_parts: Any) -> str:
         """The stored key of ``prompt`` with ``key_parts``: 64 hex chars (sha256)."""
-        return hashlib.sha256(canonical_bytes(prompt, self.namespace, key_parts)).hexdigest()
+        return cache_key(prompt, self.namespace, key_parts, with_lookup=False).key
 
     def get_or_call(
         self,
@@ -228,6 +172,7 @@ class Cache:
         refresh: bool = False,
         store: bool = True,
         ttl: float | timedelta | None = _UNSET,
+        samples: int = 1,
         **key_parts: Any,
     ) -> T:
         """Return the cached answer for ``prompt`` and ``key_parts``, or ``call_fn(prompt)``.
@@ -235,28 +180,28 @@ class Cache:
         Args:
             prompt: a str or a list of chat messages (dicts); part of the key.
             call_fn: called with ``prompt`` on a miss. Its exceptions propagate, uncached.
+                It may return an :class:`~sheetcache.Answer` to store metadata (usage) with
+                the answer; the caller gets the plain value either way.
             refresh: skip the lookup, call ``call_fn`` and store its answer over the old one.
             store: False to look up only: a miss is not stored.
             ttl: lifetime of a newly stored answer (default: the cache's ``ttl``).
+            samples: keep up to this many different answers (temperature > 0): call until
+                there are ``samples`` stored, then serve them in rotation. Each sample is a
+                stored entry of its own, keyed with the extra part ``sheetcache.sample``.
             **key_parts: everything else that changes the answer (model, temperature,
                 system prompt, tools, output schema, template version, ...).
 
         Raises:
             TypeError: a key part cannot be canonicalised (before ``call_fn`` runs).
-            UnsupportedValueError: the answer cannot be stored; ``.value`` holds it.
+            CacheMissError: replay mode and no stored answer (``call_fn`` never runs).
+
+        An answer that cannot be stored (an exotic type, text the store cannot hold) is
+        returned all the same, with one warning saying why it was not stored.
         """
-        lk = lookup_bytes(prompt, self.namespace, key_parts)
-        if not refresh:
-            value = self._l1_get(lk, prompt, key_parts)
-            if value is not _MISS:
-                return value  # type: ignore[no-any-return]
-        ck = canonical_bytes(prompt, self.namespace, key_parts)
-        key = hashlib.sha256(ck).hexdigest()
-        if not refresh:
-            value = self._lookup(lk, key)
-            if value is not _MISS:
-                return value  # type: ignore[no-any-return]
-        return self._call(lk, ck, key, prompt, key_parts, call_fn, refresh, store, ttl)  # type: ignore[no-any-return]
+        value, steps = self._begin(prompt, key_parts, refresh, store, ttl, samples)
+        if steps is None:
+            return value  # type: ignore[no-any-return]
+        return run_sync(self, steps, lambda: call_fn(prompt))  # type: ignore[no-any-return]
 
     async def aget_or_call(
         self,
@@ -267,88 +212,127 @@ class Cache:
         refresh: bool = False,
         store: bool = True,
         ttl: float | timedelta | None = _UNSET,
+        samples: int = 1,
         **key_parts: Any,
     ) -> T:
         """Async :meth:`get_or_call`: ``acall_fn(prompt)`` is awaited on a miss.
 
-        Concurrent identical misses from tasks (and threads) share one call.
+        Concurrent identical misses from tasks (and threads) share one call. Store reads and
+        writes that may wait on the network run in a worker thread.
         """
-        lk = lookup_bytes(prompt, self.namespace, key_parts)
-        if not refresh:
-            value = self._l1_get(lk, prompt, key_parts)
-            if value is not _MISS:
-                return value  # type: ignore[no-any-return]
-        ck = canonical_bytes(prompt, self.namespace, key_parts)
-        key = hashlib.sha256(ck).hexdigest()
-        if not refresh:
-            if self.backend.lookup_is_local:
-                value = self._lookup(lk, key)
-            else:
-                value = await asyncio.to_thread(self._lookup, lk, key)
-            if value is not _MISS:
-                return value  # type: ignore[no-any-return]
-        flight, leader = self._join(key)
-        if not leader:
-            return await self._follow(flight)  # type: ignore[no-any-return]
-        locked = False
-        try:
-            if not refresh:
-                value = self._l1_get(lk, prompt, key_parts)
-                if value is not _MISS:
-                    flight.finish(value)
-                    return value  # type: ignore[no-any-return]
-                locked, value = await self._await_other_process_async(lk, key)
-                if value is not _MISS:
-                    flight.finish(value)
-                    return value  # type: ignore[no-any-return]
-            self._count_miss()
-            started = time.perf_counter()
-            value = await acall_fn(prompt)
-            flight.duration = time.perf_counter() - started
-            if store:
-                flight.stored = await self._store_async(
-                    lk, ck, key, value, flight.duration, ttl, locked
-                )
-            flight.finish(value)
+        value, steps = self._begin(prompt, key_parts, refresh, store, ttl, samples)
+        if steps is None:
             return value  # type: ignore[no-any-return]
-        except BaseException as exc:
-            flight.finish(error=exc)
-            raise
-        finally:
-            self._land(key, flight, locked)
+        return await run_async(self, steps, lambda: acall_fn(prompt))  # type: ignore[no-any-return]
 
     def get(self, prompt: Any, **key_parts: Any) -> Any:
-        """The cached answer, or None on a miss (a cached None is also None: use
-        :meth:`get_or_call` to tell them apart)."""
-        lk = lookup_bytes(prompt, self.namespace, key_parts)
-        value = self._l1_get(lk, prompt, key_parts)
-        if value is _MISS:
-            ck = canonical_bytes(prompt, self.namespace, key_parts)
-            value = self._lookup(lk, hashlib.sha256(ck).hexdigest())
-        if value is _MISS:
-            self._count_miss()
+        """The cached answer, or None on a miss.
+
+        A cached None is also None: use :meth:`lookup` to tell them apart. In ``refresh``
+        and ``off`` modes nothing stored is served (None); in ``replay`` mode a miss raises
+        :class:`~sheetcache.CacheMissError`.
+        """
+        mode = self._mode_now()
+        if mode is OFF or mode is REFRESH:
+            return None
+        lk = None
+        if self._l1.size:
+            lk = lookup_bytes(prompt, self.namespace, key_parts)
+            item = self._l1.find(lk)
+            if item is not None:
+                value = self._l1_serve(item, prompt, key_parts)
+                if value is not MISS:
+                    return value
+        req = self._request(prompt, key_parts, mode, False, False, _UNSET, lk)
+        value = self._serve(req, self._fetch(req))
+        if value is MISS:
+            if mode is REPLAY:
+                raise self._miss_error(req)
+            self._counters.miss()
             return None
         return value
 
+    def lookup(self, prompt: Any, **key_parts: Any) -> Lookup:
+        """Look ``prompt`` up in the store: hit or miss, the answer, its key and metadata.
+
+        For scripts that need to know whether an answer came from the cache. It reads the
+        store (and the outbox), not the L1, so :attr:`Lookup.entry` is what is stored; a
+        hit counts in :attr:`stats`. It inspects whatever the mode (it never calls or stores).
+
+        Example:
+            >>> cache = Cache("memory://")
+            >>> cache.lookup("2+2?").hit
+            False
+            >>> _ = cache.set("2+2?", "4")
+            >>> found = cache.lookup("2+2?")
+            >>> found.hit, found.value, len(found.key)
+            (True, '4', 64)
+        """
+        req = self._request(prompt, key_parts, READ_WRITE, False, False, _UNSET, None)
+        entry = self._fetch(req)
+        value = self._serve(req, entry)
+        if value is MISS or entry is None:
+            return Lookup(False, req.k.key)
+        return Lookup(True, req.k.key, value, entry.metadata, entry)
+
     def set(
-        self, prompt: Any, value: Any, *, ttl: float | timedelta | None = _UNSET, **key_parts: Any
+        self,
+        prompt: Any,
+        value: Any,
+        *,
+        ttl: float | timedelta | None = _UNSET,
+        metadata: Mapping[str, Any] | None = None,
+        **key_parts: Any,
     ) -> str:
         """Store ``value`` as the answer to ``prompt`` with ``key_parts``; return the key.
+
+        Args:
+            prompt: as for :meth:`get_or_call`.
+            value: the answer.
+            ttl: lifetime (default: the cache's ``ttl``).
+            metadata: JSON facts stored with it, e.g. ``{"usage": {...}}``.
+            **key_parts: as for :meth:`get_or_call`.
+
+        In ``off`` mode nothing is stored (the key is still returned).
 
         Raises:
             UnsupportedValueError: ``value`` cannot be stored (nothing was written).
         """
-        lk = lookup_bytes(prompt, self.namespace, key_parts)
-        ck = canonical_bytes(prompt, self.namespace, key_parts)
-        key = hashlib.sha256(ck).hexdigest()
-        self._store(lk, ck, key, value, None, ttl, direct=False)
-        return key
+        req = self._request(prompt, key_parts, READ_WRITE, False, True, ttl, None)
+        if self._mode_now() is OFF:
+            return req.k.key
+        entry = self._make_entry(req, value, metadata or {}, None)  # raises, as documented
+        self._remember(req, entry, value)
+        self._write(entry, False)
+        return req.k.key
 
     def delete(self, prompt: Any, **key_parts: Any) -> bool:
         """Remove one answer; True if it existed in the backend."""
-        key = hashlib.sha256(canonical_bytes(prompt, self.namespace, key_parts)).hexdigest()
-        self._forget_keys({key})
+        key = self.key(prompt, **key_parts)
+        self._l1.forget_keys({key})
         return self.backend.delete_many([key]) > 0
+
+    @contextlib.contextmanager
+    def override(self, *, mode: str) -> Iterator[None]:
+        """Use ``mode`` for this cache inside the ``with`` block only.
+
+        Scoped by a :class:`contextvars.ContextVar`: it holds for the block and for asyncio
+        tasks created in it, never for other threads or tasks running meanwhile. Threads
+        started inside the block do not inherit it unless their target runs in a copied
+        context (``contextvars.copy_context().run``).
+
+        Example:
+            >>> cache = Cache("memory://")
+            >>> _ = cache.set("q", "old")
+            >>> with cache.override(mode="refresh"):
+            ...     cache.get_or_call("q", lambda p: "new")
+            'new'
+
+        Raises:
+            ConfigError: ``mode`` is not a mode.
+        """
+        with _modes.override(self._id, _modes.check_mode(mode)):
+            yield
 
     @overload
     def cached(self, fn: Callable[..., T], /) -> Callable[..., T]: ...
@@ -378,15 +362,13 @@ class Cache:
     @property
     def stats(self) -> CacheStats:
         """A snapshot of this cache's counters."""
-        with self._lock:
-            hits, misses, errors, saved = self._hits, self._misses, self._errors, self._saved
         pending = 0
         if self._outbox is not None and not self._closed:
             try:
                 pending = self._outbox.pending()
             except Exception:  # noqa: BLE001 - stats must not raise
                 pending = -1
-        return CacheStats(hits, misses, errors, saved, pending)
+        return self._counters.snapshot(pending)
 
     def entries(self, namespace: str | None = None) -> Iterator[Entry]:
         """Every stored entry (of ``namespace`` if given), streamed from the backend."""
@@ -451,251 +433,199 @@ class Cache:
     def __repr__(self) -> str:
         return f"Cache({self.url!r}, namespace={self.namespace!r})"
 
-    # -- hits ---------------------------------------------------------------------------
+    # -- the hit path, shared by both shells ----------------------------------------------
 
-    def _l1_get(self, lk: bytes, prompt: Any, key_parts: dict[str, Any]) -> Any:
-        h = _l1_hash(lk)
-        item = self._l1.get(h)
-        if item is None:
-            return _MISS
-        exact, key, expires_at, value, value_type, text, duration, has_null = item
-        if exact != lk:  # a 64-bit hash collision: never answer a different question
-            return _MISS
-        # The bytes hold a null, so this lookup's may be a NaN in disguise: let the
-        # canonical form (which raises on NaN) judge whenever the cheap walk can't rule it out.
-        if has_null and (has_non_finite(prompt) or has_non_finite(key_parts)):
+    def _mode_now(self) -> str:
+        overrides = OVERRIDES.get()
+        return self.mode if overrides is None else overrides.get(self._id, self.mode)
+
+    def _begin(
+        self, prompt: Any, key_parts: dict[str, Any], refresh: bool, store: bool, ttl: Any,
+        samples: int,
+    ) -> tuple[Any, Steps | None]:  # fmt: skip
+        """An L1 hit as ``(answer, None)``, else ``(None, the protocol to run)``."""
+        overrides = OVERRIDES.get()
+        mode = self.mode if overrides is None else overrides.get(self._id, self.mode)
+        lk: bytes | None = None
+        if samples == 1 and not refresh and (mode is READ_WRITE or mode is REPLAY):
+            if self._l1.size:
+                lk = lookup_bytes(prompt, self.namespace, key_parts)
+                item = self._l1_items.get(l1_hash(lk))
+                if item is not None and item.lookup == lk:
+                    value = self._l1_serve(item, prompt, key_parts)
+                    if value is not MISS:
+                        return value, None
+        elif mode is OFF:
+            # No lookup, no store: the call itself, still keyed so bad key parts fail early.
             canonical_bytes(prompt, self.namespace, key_parts)
-        now = time.time()
-        if expires_at is not None and expires_at <= now:
-            self._l1.pop(h, None)
-            return _MISS
-        try:  # noqa: SIM105 - cheaper than contextlib.suppress on the hit path
-            self._l1.move_to_end(h)
-        except KeyError:  # evicted by another thread just now; still a valid answer
-            pass
-        if value is _DECODE:
-            value = decode_value(value_type, text)
-        self._count_hit(key, now, duration)
+            return None, _off_steps()
+        else:
+            samples = _check_samples(samples)
+        req = self._request(prompt, key_parts, mode, refresh, store, ttl, lk)
+        if samples == 1:
+            return None, miss_steps(self, req)
+        return None, sample_steps(self, self._sample_requests(req, samples))
+
+    def _l1_serve(self, item: L1Item, prompt: Any, key_parts: Mapping[str, Any]) -> Any:
+        if item.has_null and (has_non_finite(prompt) or has_non_finite(key_parts)):
+            canonical_bytes(prompt, self.namespace, key_parts)  # raises on NaN, as a miss would
+        if item.expires_at is not None and item.expires_at <= time.time():
+            self._l1.drop(item.lookup)
+            return MISS
+        self._l1.touch(item)
+        value = item.value
+        if value is DECODE:
+            try:
+                value = decode_value(item.value_type, item.text)
+            except Exception as exc:  # noqa: BLE001 - a value that won't decode is a miss
+                log.warning("sheetcache: cached answer %s no longer decodes (%s); calling again",
+                            item.key, exc)  # fmt: skip
+                self._l1.drop(item.lookup)
+                return MISS
+        self._log_hit(item)
         return value
 
-    def _l1_put(self, lk: bytes, entry: Entry, value: Any) -> None:
-        if self._l1_size == 0:
-            return
-        held = value if is_immutable(value) else _DECODE
-        item = (lk, entry.key, entry.expires_at, held, entry.value_type, entry.value,
-                entry.duration, b"null" in lk)  # fmt: skip
-        self._l1[_l1_hash(lk)] = item
-        while len(self._l1) > self._l1_size:
-            try:
-                self._l1.popitem(last=False)
-            except KeyError:  # another thread emptied it
-                break
+    def _request(
+        self, prompt: Any, key_parts: Mapping[str, Any], mode: str, refresh: bool, store: bool,
+        ttl: Any, lk: bytes | None,
+    ) -> Request:  # fmt: skip
+        k = cache_key(prompt, self.namespace, key_parts, lookup=lk, with_lookup=bool(self._l1.size))
+        serve = not refresh and mode is not REFRESH
+        return Request(prompt, key_parts, k, serve, mode is REPLAY, store, ttl)
 
-    def _count_hit(self, key: str, now: float, duration: float | None) -> None:
-        with self._lock:
-            self._hits += 1
-            self._saved += duration or 0.0
-            pending = self._pending_hits.get(key)
-            if pending is None:
-                self._pending_hits[key] = [1, now]
-            else:
-                pending[0] += 1
-                pending[1] = now
+    # -- steps of the miss protocol (see sheetcache._miss); I/O steps never raise --------
 
-    def _count_miss(self) -> None:
-        with self._lock:
-            self._misses += 1
-
-    def _lookup(self, lk: bytes, key: str) -> Any:
-        """Backend (then outbox) lookup on an L1 miss; fills L1 on success."""
+    def _fetch(self, req: Request) -> Entry | None:
+        key = req.k.key
         try:
             entry = self.backend.lookup(key)
-            if self._read_failing:
-                self._read_failing = False
-                log.info("sheetcache: reading from %s works again", self.url)
-        except Exception as exc:  # fail open: a broken store is a miss, never an error
-            self._count_error(exc)
-            if not self._read_failing:
-                log.error(
-                    "sheetcache: reading from %s failed (%s: %s); calls go through uncached "
-                    "until it recovers", self.url, type(exc).__name__, exc,
-                )  # fmt: skip
-            self._read_failing = True
+            self._reads.ok()
+        except Exception as exc:  # noqa: BLE001 - fail open: a broken store is a miss
+            self._counters.error(exc)
+            self._reads.failed(exc, "calls go through uncached until it recovers")
             entry = None
         if (entry is None or entry.status == "rejected") and self._outbox is not None:
             # Not flushed yet: a fresh answer (perhaps the one replacing a rejected row).
             try:
                 entry = self._outbox.find(key) or entry
-            except Exception as exc:  # noqa: BLE001
-                self._count_error(exc)
-        if entry is None or entry.status == "rejected":
-            return _MISS
-        now = time.time()
-        if entry.is_expired(now):
-            return _MISS
+            except Exception as exc:  # noqa: BLE001 - an unreadable queued row is a miss
+                self._counters.error(exc)
+                log.warning("sheetcache: queued answer %s unreadable (%s)", key, exc)
+        return entry
+
+    def _fetch_many(self, reqs: list[Request]) -> dict[str, Entry]:
+        keys = [r.k.key for r in reqs]
         try:
-            value = decode_value(entry.value_type, entry.value)
+            found = self.backend.get_many(keys)
+            self._reads.ok()
+        except Exception as exc:  # noqa: BLE001
+            self._counters.error(exc)
+            self._reads.failed(exc, "calls go through uncached until it recovers")
+            found = {}
+        if self._outbox is not None:
+            for key in keys:
+                if key not in found or found[key].status == "rejected":
+                    try:
+                        queued = self._outbox.find(key)
+                    except Exception as exc:  # noqa: BLE001
+                        self._counters.error(exc)
+                        queued = None
+                    if queued is not None:
+                        found[key] = queued
+        return found
+
+    def _usable(self, entry: Entry | None, now: float) -> Any:
+        """The decoded answer of a servable entry, else MISS."""
+        if entry is None or entry.status == "rejected" or entry.is_expired(now):
+            return MISS
+        try:
+            return decode_value(entry.value_type, entry.value)
         except Exception as exc:  # noqa: BLE001 - a value that won't decode is a miss
             log.warning("sheetcache: entry %s does not decode as %s (%s); treating it as a miss",
-                        key, entry.value_type, exc)  # fmt: skip
-            return _MISS
-        self._l1_put(lk, entry, value)
-        self._count_hit(key, now, entry.duration)
+                        entry.key, entry.value_type, exc)  # fmt: skip
+            return MISS
+
+    def _serve(self, req: Request, entry: Entry | None) -> Any:
+        """Serve a stored entry (fill the L1, count the hit), or MISS."""
+        value = self._usable(entry, time.time())
+        if value is MISS:
+            return MISS
+        assert entry is not None
+        self._log_hit(self._remember(req, entry, value))
         return value
 
-    def _forget_keys(self, keys: Collection[str]) -> None:
-        """Drop L1 items whose stored entry changed outside this process."""
-        if keys:
-            for h in [h for h, item in list(self._l1.items()) if item[1] in keys]:
-                self._l1.pop(h, None)
+    def _l1_value(self, req: Request) -> Any:
+        if not self._l1.size:
+            return MISS
+        item = self._l1.find(req.k.lookup)
+        return MISS if item is None else self._l1_serve(item, req.prompt, req.key_parts)
 
-    # -- misses -------------------------------------------------------------------------
+    def _remember(self, req: Request, entry: Entry, value: Any) -> L1Item:
+        item = L1Item(req.k.lookup, entry, value)
+        if req.k.lookup:
+            self._l1.put(item)
+        return item
 
-    def _join(self, key: str) -> tuple[_Flight, bool]:
-        with self._flights_lock:
-            flight = self._flights.get(key)
-            if flight is not None:
-                return flight, False
-            flight = self._flights[key] = _Flight()
-            return flight, True
-
-    def _land(self, key: str, flight: _Flight, locked: bool) -> None:
-        with self._flights_lock:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-        if locked:
-            try:
-                self.backend.unlock(key)
-            except Exception as exc:  # noqa: BLE001 - the lock expires on its own
-                self._count_error(exc)
-
-    def _followed(self, flight: _Flight, value: Any) -> Any:
-        with self._lock:
-            self._hits += 1
-            self._saved += flight.duration
+    def _followed(self, flight: Flight, value: Any) -> Any:
+        self._log_hit(flight.record or hit_record("", None, {}))
         if flight.stored is not None and not is_immutable(value):
             # Each follower gets its own copy, as a hit would: no caller can alias another's.
             return decode_value(*flight.stored)
         return value
 
-    def _wait(self, flight: _Flight) -> Any:
-        return self._followed(flight, flight.wait())
-
-    async def _follow(self, flight: _Flight) -> Any:
-        return self._followed(flight, await flight.await_result())
-
-    def _call(
-        self, lk: bytes, ck: bytes, key: str, prompt: Any, key_parts: dict[str, Any],
-        call_fn: Callable[[Any], Any], refresh: bool, store: bool, ttl: Any,
-    ) -> Any:  # fmt: skip
-        flight, leader = self._join(key)
-        if not leader:
-            return self._wait(flight)
-        locked = False
-        try:
-            if not refresh:
-                # The previous leader for this key may have finished between our L1 check
-                # and our joining: look again rather than call twice.
-                value = self._l1_get(lk, prompt, key_parts)
-                if value is not _MISS:
-                    flight.finish(value)
-                    return value
-                locked, value = self._await_other_process(lk, key)
-                if value is not _MISS:
-                    flight.finish(value)
-                    return value
-            self._count_miss()
-            started = time.perf_counter()
-            value = call_fn(prompt)
-            flight.duration = time.perf_counter() - started
-            if store:
-                flight.stored = self._store(lk, ck, key, value, flight.duration, ttl, direct=locked)
-            flight.finish(value)
-            return value
-        except BaseException as exc:
-            flight.finish(error=exc)
-            raise
-        finally:
-            self._land(key, flight, locked)
-
-    def _await_other_process(self, lk: bytes, key: str) -> tuple[bool, Any]:
-        """Cross-process single-flight. Returns (we hold the lock, answer found or _MISS)."""
-        got = self._try_lock(key)
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.005
-        while got is False and time.monotonic() < deadline:
-            # Polling, not a sleep for synchronisation: the other process has no way to
-            # signal us here; the backoff keeps the polls few.
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-            value = self._lookup(lk, key)
-            if value is not _MISS:
-                return False, value
-            got = self._try_lock(key)
-        if got:
-            # The holder may have stored and unlocked between our last look and our lock.
-            return True, self._lookup(lk, key)
-        if got is None:
-            return False, _MISS
-        log.warning("sheetcache: waited %ss for another process to answer %s; calling anyway",
-                    self.lock_timeout, key)  # fmt: skip
-        return False, _MISS
-
-    async def _await_other_process_async(self, lk: bytes, key: str) -> tuple[bool, Any]:
-        got = await asyncio.to_thread(self._try_lock, key) if not self.backend.local else None
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.005
-        while got is False and time.monotonic() < deadline:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
-            value = await asyncio.to_thread(self._lookup, lk, key)
-            if value is not _MISS:
-                return False, value
-            got = await asyncio.to_thread(self._try_lock, key)
-        if got:
-            return True, await asyncio.to_thread(self._lookup, lk, key)
-        return False, _MISS
+    def _miss_error(self, req: Request) -> CacheMissError:
+        return CacheMissError(
+            f"replay mode: no stored answer for key {req.k.key[:12]} in namespace "
+            f"{self.namespace!r}, and replay never calls the function. Record it first with "
+            "mode='read-write' (or unset $SHEETCACHE_MODE).",
+            req.k.key,
+        )
 
     def _try_lock(self, key: str) -> bool | None:
         try:
-            return self.backend.try_lock(key, self.lock_timeout)
+            got = self.backend.try_lock(key, self.lock_timeout, self._owner)
+            self._locks.ok()
+            return got
         except Exception as exc:  # noqa: BLE001 - no lock service: compute, don't fail
-            self._count_error(exc)
+            self._counters.error(exc)
+            self._locks.failed(exc, "concurrent processes may each compute the same answer")
             return None
 
+    def _unlock(self, key: str) -> None:
+        try:
+            self.backend.unlock(key, self._owner)
+        except Exception as exc:  # noqa: BLE001 - the lock expires on its own
+            self._counters.error(exc)
+
     def _make_entry(
-        self, ck: bytes, key: str, value: Any, duration: float | None, ttl: Any
+        self, req: Request, value: Any, metadata: Mapping[str, Any], duration: float | None
     ) -> Entry:
+        """The entry to store. Raises UnsupportedValueError if ``value`` can't be stored."""
         value_type, text = encode_value(value)
-        lifetime = self.ttl if ttl is _UNSET else _seconds(ttl)
+        lifetime = self.ttl if req.ttl is _UNSET else _seconds(req.ttl)
         now = time.time()
-        _version, namespace, prompt, key_parts = orjson.loads(ck)
+        _version, namespace, prompt, key_parts = orjson.loads(req.k.canonical)
         return Entry(
-            key, text, value_type, namespace, prompt, key_parts, now,
+            req.k.key, text, value_type, namespace, prompt, key_parts, now,
             None if lifetime is None else now + lifetime, 0, None, duration,
+            metadata=dict(metadata),
         )  # fmt: skip
 
-    def _store(
-        self, lk: bytes, ck: bytes, key: str, value: Any, duration: float | None, ttl: Any,
-        *, direct: bool,
-    ) -> tuple[str, str]:  # fmt: skip
-        """Encode, fill L1, write durably; return (value_type, text)."""
-        entry = self._make_entry(ck, key, value, duration, ttl)
-        self._l1_put(lk, entry, value)
-        self._write(entry, direct)
-        return entry.value_type, entry.value
-
-    async def _store_async(
-        self, lk: bytes, ck: bytes, key: str, value: Any, duration: float | None, ttl: Any,
-        direct: bool,
-    ) -> tuple[str, str]:  # fmt: skip
-        entry = self._make_entry(ck, key, value, duration, ttl)
-        self._l1_put(lk, entry, value)
-        if direct and not self.backend.local:
-            await asyncio.to_thread(self._write, entry, True)
-        else:
-            self._write(entry, False)
-        return entry.value_type, entry.value
+    def _prepare(
+        self, req: Request, value: Any, metadata: Mapping[str, Any], duration: float
+    ) -> Entry | None:
+        """The entry for a paid-for answer, or None (with one warning) if it can't be stored."""
+        try:
+            entry = self._make_entry(req, value, metadata, duration)
+            if not entry.value.isascii():
+                entry.value.encode("utf-8")  # a lone surrogate: no store can hold the text
+            if entry.metadata:
+                orjson.dumps(entry.metadata)
+        except Exception as exc:  # noqa: BLE001 - never fail a call that succeeded
+            log.warning("sheetcache: answer for %s returned but not stored: %s",
+                        req.k.key[:12], exc)  # fmt: skip
+            return None
+        return entry
 
     def _write(self, entry: Entry, direct: bool) -> None:
         """Durable local write: the backend if it is local (or we hold its lock), else the
@@ -703,37 +633,77 @@ class Cache:
         if direct or self._outbox is None:
             try:
                 self.backend.put_many([entry])
+                self._writes.ok()
                 return
             except Exception as exc:  # noqa: BLE001
-                self._count_error(exc)
-                log.error("sheetcache: storing %s in %s failed (%s: %s)",
-                          entry.key, self.url, type(exc).__name__, exc)  # fmt: skip
+                self._counters.error(exc)
+                self._writes.failed(exc, "answers are returned but not stored")
                 if self._outbox is None:
                     return
         try:
             self._outbox.append([entry])
+            self._queueing.ok()
         except Exception as exc:  # noqa: BLE001
-            self._count_error(exc)
-            log.error("sheetcache: queueing %s in %s failed (%s: %s)",
-                      entry.key, self._outbox.path, type(exc).__name__, exc)  # fmt: skip
+            self._counters.error(exc)
+            self._queueing.failed(exc, "answers are returned but not stored")
 
-    # -- flusher hooks ------------------------------------------------------------------
+    def _record_hits(self, hits: dict[str, tuple[int, float]]) -> None:
+        try:
+            self.backend.record_hits(hits)
+        except Exception as exc:  # noqa: BLE001
+            self._counters.error(exc)
+            self._counters.return_hits(hits)
 
-    def _take_hits(self) -> dict[str, tuple[int, float]]:
-        with self._lock:
-            pending, self._pending_hits = self._pending_hits, {}
-        return {k: (v[0], v[1]) for k, v in pending.items()}
+    # -- samples -----------------------------------------------------------------------
 
-    def _return_hits(self, hits: dict[str, tuple[int, float]]) -> None:
-        with self._lock:
-            for key, (n, at) in hits.items():
-                pending = self._pending_hits.setdefault(key, [0, at])
-                pending[0] += n
-                pending[1] = max(pending[1], at)
+    def _sample_requests(self, req: Request, n: int) -> list[Request]:
+        reqs = [req]
+        for i in range(1, n):
+            parts = {**req.key_parts, _SAMPLE_PART: i}
+            k = cache_key(req.prompt, self.namespace, parts, with_lookup=bool(self._l1.size))
+            reqs.append(Request(req.prompt, parts, k, req.serve, req.replay, req.store, req.ttl,
+                                legacy=False))  # fmt: skip
+        return reqs
 
-    def _count_error(self, exc: BaseException) -> None:
-        with self._lock:
-            self._errors += 1
+    def _pick_sample(
+        self, reqs: list[Request], found: dict[str, Entry], *, allow_partial: bool
+    ) -> tuple[Request, Entry, Any] | None:
+        """The least-served usable sample once all exist (or any, if ``allow_partial``)."""
+        now = time.time()
+        usable: list[tuple[int, int, Request, Entry]] = []
+        for i, req in enumerate(reqs):
+            entry = found.get(req.k.key)
+            if entry is None or entry.status == "rejected" or entry.is_expired(now):
+                found.pop(req.k.key, None)
+                continue
+            usable.append((entry.hits + self._served_here.get(req.k.key, 0), i, req, entry))
+        if not usable or (len(usable) < len(reqs) and not allow_partial):
+            return None
+        for _score, _i, req, entry in sorted(usable, key=lambda u: (u[0], u[1])):
+            value = self._usable(entry, now)
+            if value is not MISS:
+                return req, entry, value
+            found.pop(req.k.key, None)  # undecodable: refill it
+        return None
+
+    def _served_sample(self, req: Request, entry: Entry, value: Any) -> Any:
+        if not self.backend.local:
+            self._served_here[req.k.key] = self._served_here.get(req.k.key, 0) + 1
+            self._log_hit(hit_record(req.k.key, entry.duration, entry.metadata))
+        else:  # already recorded in the store by the protocol
+            self._log_hit(hit_record("", entry.duration, entry.metadata))
+        return value
+
+    def _next_refresh_slot(self, key: str, n: int) -> int:
+        slot = self._refresh_slots.get(key, 0)
+        self._refresh_slots[key] = (slot + 1) % n
+        return slot
+
+
+def _off_steps() -> Steps:
+    """Mode ``off``: just the call."""
+    value, _metadata = unwrap((yield CALL, None))
+    return value
 
 
 _open_caches: weakref.WeakSet[Cache] = weakref.WeakSet()

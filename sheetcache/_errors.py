@@ -8,6 +8,7 @@ The whole tree::
     ├── SchemaError            a store's format is not the one this version reads; nothing was changed
     ├── BackendError           the store failed (network, quota, permission); the cache logs it and
     │                          carries on, so callers of get_or_call never see it
+    ├── CacheMissError         replay mode: the answer is not stored and nothing was called
     └── UnsupportedValueError  an answer cannot be stored (TypeError too); ``.value`` keeps the answer
 
 Key parts that cannot be canonicalised raise a plain :class:`TypeError` naming the part.
@@ -36,6 +37,18 @@ class SchemaError(SheetcacheError):
 
 class BackendError(SheetcacheError):
     """A backend operation failed. The cache front catches it and fails open."""
+
+
+class CacheMissError(SheetcacheError, LookupError):
+    """Replay mode found no stored answer; the function was not called.
+
+    The message says which key missed and, where it can, why (the nearest stored entry and
+    what differs). :attr:`key` is the stored key that was looked up.
+    """
+
+    def __init__(self, message: str, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class UnsupportedValueError(SheetcacheError, TypeError):

@@ -261,3 +261,13 @@ class Flusher:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
+
+
+def outbox_path(url: str) -> Path:
+    """One outbox file per backend URL, shared by every process that uses that URL."""
+    import hashlib
+
+    from sheetcache.backends._registry import data_dir, redact_url
+
+    digest = hashlib.sha256(redact_url(url).encode()).hexdigest()[:16]
+    return data_dir() / "outbox" / f"outbox-v1-{digest}.db"

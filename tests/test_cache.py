@@ -62,8 +62,8 @@ def test_public_surface_is_pinned() -> None:
         sheetcache.__all__, key=lambda n: (not n.isupper(), n.lower() if n.isupper() else n)
     )
     assert set(sheetcache.__all__) == {
-        "KEY_FORMAT_VERSION", "Backend", "BackendError", "Cache", "CacheStats", "ConfigError",
-        "Entry", "MemoryBackend", "MissingDependencyError", "SQLiteBackend", "SchemaError",
+        "KEY_FORMAT_VERSION", "MODES", "Answer", "Backend", "BackendError", "Cache",
+        "CacheMissError", "CacheStats", "ConfigError", "Entry", "Lookup", "MemoryBackend", "MissingDependencyError", "SQLiteBackend", "SchemaError",
         "SheetcacheError", "UnsupportedValueError", "__version__", "make_key",
     }  # fmt: skip
     for name in sheetcache.__all__:
@@ -505,20 +505,37 @@ def test_returned_objects_are_not_shared_with_the_cache(db: str) -> None:
         assert cache.get_or_call("q", lambda p: {}) == {"items": [1]}
 
 
-def test_unsupported_values_raise_but_keep_the_answer(db: str) -> None:
+def test_an_answer_that_cannot_be_stored_is_returned_with_one_warning(
+    db: str, caplog: pytest.LogCaptureFixture
+) -> None:
     class Opaque:
         pass
 
     answer = Opaque()
     with Cache(db) as cache:
-        with pytest.raises(UnsupportedValueError, match="store=False") as info:
-            cache.get_or_call("q", lambda p: answer)
-        assert info.value.value is answer
-        assert isinstance(info.value, TypeError)
-        with pytest.raises(UnsupportedValueError):
+        with caplog.at_level("WARNING", logger="sheetcache"):
+            assert cache.get_or_call("q", lambda p: answer) is answer
+        warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "not stored" in warnings[0].getMessage()
+        assert "Opaque" in warnings[0].getMessage()
+        with pytest.raises(UnsupportedValueError) as info:  # set() documents the error
             cache.set("q", float("nan"))
+        assert isinstance(info.value, TypeError)
         assert cache.backend.count() == 0
-        assert cache.get_or_call("q", lambda p: answer, store=False) is answer
+        assert cache.get_or_call("q", lambda p: "storable now") == "storable now"
+        assert cache.backend.count() == 1
+
+
+def test_a_lone_surrogate_answer_is_returned_not_lost(
+    db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    truncated = "an emoji cut in half: \ud83d"
+    with Cache(db) as cache:
+        with caplog.at_level("WARNING", logger="sheetcache"):
+            assert cache.get_or_call("q", lambda p: truncated) == truncated
+        assert sum(r.levelname in ("WARNING", "ERROR") for r in caplog.records) == 1
+        assert cache.stats.errors == 0
+        assert cache.get_or_call("q", lambda p: "called again") == "called again"
 
 
 # -- decorator -----------------------------------------------------------------------------

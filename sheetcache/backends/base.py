@@ -137,7 +137,12 @@ class Backend(ABC):
 
     @abstractmethod
     def count(self, namespace: str | None = None) -> int:
-        """Number of stored entries (of ``namespace`` if given), expired ones included."""
+        """Number of stored entries (of ``namespace`` if given).
+
+        Expired entries the store still holds are counted; stores that drop expired entries
+        on their own (Redis) no longer hold them, so they are not. Either way the number is
+        what :meth:`iter_entries` would yield.
+        """
 
     def record_hits(self, hits: Mapping[str, tuple[int, float]]) -> None:
         """Add ``n`` to the hit count and set ``last_hit_at`` for each ``key: (n, at)``.
@@ -154,8 +159,9 @@ class Backend(ABC):
         if found:
             self.put_many(list(found.values()))
 
-    def delete_where(self, predicate: Any, namespace: str | None = None) -> int:
-        """Delete every entry for which ``predicate(entry)`` is true; return how many."""
+    def delete_where(self, predicate: Callable[[Entry], bool], namespace: str | None = None) -> int:
+        """Delete every entry (of ``namespace`` if given) for which ``predicate(entry)`` is
+        true; return how many."""
         doomed = [e.key for e in self.iter_entries(namespace) if predicate(e)]
         return sum(self.delete_many(batch) for batch in chunks(doomed, 500))
 
@@ -173,16 +179,22 @@ class Backend(ABC):
         Stores that never learn of outside changes (the default) ignore the callback.
         """
 
-    def try_lock(self, key: str, ttl: float) -> bool | None:
+    def try_lock(self, key: str, ttl: float, owner: str) -> bool | None:
         """Take a cross-process lock on computing ``key`` for at most ``ttl`` seconds.
 
-        Return True if taken, False if another process holds it, None if this backend has
-        no cross-process locks (the default; single-flight is then per process).
+        ``owner`` is the caller's token (each :class:`~sheetcache.Cache` has its own): only
+        :meth:`unlock` with the same token releases the lock, so a holder whose lock expired
+        and passed to another can never release the new holder's.
+
+        Return True if taken, False if another owner holds it (a store may also return
+        False when the answer is already stored), None if this backend has no cross-process
+        locks (the default; single-flight is then per :class:`~sheetcache.Cache`).
         """
         return None
 
-    def unlock(self, key: str) -> None:
-        """Release a lock taken by :meth:`try_lock`."""
+    def unlock(self, key: str, owner: str) -> None:
+        """Release ``key``'s lock if ``owner`` still holds it (compare-and-delete); else
+        do nothing."""
 
     def close(self) -> None:
         """Release connections and files. Further use is an error."""

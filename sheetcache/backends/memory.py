@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 
 from sheetcache.backends.base import Backend, Entry
@@ -13,14 +14,19 @@ __all__ = ["MemoryBackend"]
 def _clone(e: Entry, **changes: object) -> Entry:
     """A copy, field by field: several times cheaper than dataclasses.replace."""
     copy = Entry(e.key, e.value, e.value_type, e.namespace, e.prompt, dict(e.key_parts),
-                 e.created_at, e.expires_at, e.hits, e.last_hit_at, e.duration, e.status, e.note)  # fmt: skip
+                 e.created_at, e.expires_at, e.hits, e.last_hit_at, e.duration, e.status, e.note,
+                 dict(e.metadata))  # fmt: skip
     for name, value in changes.items():
         setattr(copy, name, value)
     return copy
 
 
 class MemoryBackend(Backend):
-    """Entries in a dict guarded by a lock. Copies go in and out, so callers can't alias."""
+    """Entries in a dict guarded by a lock. Copies go in and out, so callers can't alias.
+
+    Its locks (:meth:`try_lock`) are real, with owner tokens, so several
+    :class:`~sheetcache.Cache` objects sharing one instance share single-flight too.
+    """
 
     local = True
     lookup_is_local = True
@@ -29,6 +35,7 @@ class MemoryBackend(Backend):
         self.url = "memory://"
         self._data: dict[str, Entry] = {}
         self._lock = threading.Lock()
+        self._locks: dict[str, tuple[str, float]] = {}  # key -> (owner, expires at monotonic)
 
     @classmethod
     def from_url(cls, url: str) -> MemoryBackend:
@@ -73,3 +80,18 @@ class MemoryBackend(Backend):
                     self._data[key] = _clone(
                         old, hits=old.hits + n, last_hit_at=max(at, old.last_hit_at or 0.0)
                     )
+
+    def try_lock(self, key: str, ttl: float, owner: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            held = self._locks.get(key)
+            if held is not None and held[1] > now and held[0] != owner:
+                return False
+            self._locks[key] = (owner, now + ttl)
+            return True
+
+    def unlock(self, key: str, owner: str) -> None:
+        with self._lock:
+            held = self._locks.get(key)
+            if held is not None and held[0] == owner:
+                del self._locks[key]

@@ -544,9 +544,9 @@ class RedisBackend(Backend):
 
     # -- cross-process single flight ----------------------------------------------------
 
-    def try_lock(self, key: str, ttl: float) -> bool | None:
+    def try_lock(self, key: str, ttl: float, owner: str | None = None) -> bool | None:
         """``SET P:v1:lock:<key> <token> NX PX ttl``; False also when the answer is stored."""
-        token = uuid.uuid4().hex
+        token = owner or uuid.uuid4().hex
         ttl_ms = max(1, math.ceil(ttl * 1000))
         got = self._lock(
             keys=[self._lock_base + key, self._entry_base + key],
@@ -559,7 +559,7 @@ class RedisBackend(Backend):
             self._tokens[key] = token
         return True
 
-    def unlock(self, key: str) -> None:
+    def unlock(self, key: str, owner: str | None = None) -> None:
         """Delete the lock only if it still holds our token (compare-and-delete)."""
         with self._tokens_lock:
             token = self._tokens.pop(key, None)

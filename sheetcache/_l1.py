@@ -1,0 +1,126 @@
+"""The in-process L1: recent answers by their exact lookup bytes, in front of the store.
+
+Keyed by the xxh3-64 of :func:`~sheetcache._keys.lookup_bytes` (~0.2 us for 2 KB where
+sha256 takes ~3.5 us); each item keeps the exact bytes and the front compares them on every
+hit, so a 64-bit collision is a miss, never a different question's answer. LRU, bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import xxhash
+
+from sheetcache._codec import is_immutable
+from sheetcache._savings import entry_savings
+from sheetcache.backends.base import Entry
+
+__all__ = ["DECODE", "L1", "L1Item", "hit_record", "l1_hash"]
+
+#: Held instead of a mutable value: a hit decodes the text afresh, so callers can't alias.
+DECODE: Any = object()
+
+l1_hash = xxhash.xxh3_64_intdigest
+
+
+class L1Item:
+    """One answer as the hit path needs it, with what a hit on it saves precomputed."""
+
+    __slots__ = (
+        "duration",
+        "expires_at",
+        "has_null",
+        "key",
+        "lookup",
+        "metadata",
+        "text",
+        "tokens",
+        "usd",
+        "value",
+        "value_type",
+    )
+
+    def __init__(self, lookup: bytes, entry: Entry, value: Any) -> None:
+        self.lookup = lookup
+        """Exact lookup bytes; compared on every hit."""
+        self.key = entry.key
+        self.expires_at = entry.expires_at
+        self.value = value if is_immutable(value) else DECODE
+        """The answer if it is immutable, else :data:`DECODE`."""
+        self.value_type = entry.value_type
+        self.text = entry.value
+        self.duration = entry.duration or 0.0
+        # The bytes hold a null, so a NaN may hide in a later lookup's (orjson writes NaN
+        # as null): such hits let the canonical form judge.
+        self.has_null = b"null" in lookup
+        self.metadata: Mapping[str, Any] = entry.metadata
+        # Computed once here so a hit adds two numbers instead of pricing a model.
+        self.tokens, self.usd = entry_savings(entry.metadata) if entry.metadata else (0, None)
+
+
+def hit_record(key: str, duration: float | None, metadata: Mapping[str, Any]) -> L1Item:
+    """An item that is never in the L1, for counting a hit served another way (a follower
+    of a flight, a sample); ``key=""`` keeps it out of the per-key counts sent to the store."""
+    item = L1Item.__new__(L1Item)
+    item.lookup, item.key, item.expires_at, item.value = b"", key, None, DECODE
+    item.value_type, item.text, item.duration, item.has_null = "", "", duration or 0.0, False
+    item.metadata = metadata
+    item.tokens, item.usd = entry_savings(metadata) if metadata else (0, None)
+    return item
+
+
+class L1:
+    """A bounded LRU of :class:`L1Item` by :func:`l1_hash` of their lookup bytes.
+
+    Reads take no lock (one dict read is atomic); writes and eviction do. The front reads
+    :attr:`items` directly on its hot path to save a method call.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[int, L1Item] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def find(self, lookup: bytes) -> L1Item | None:
+        """The item stored for exactly these lookup bytes, or None."""
+        item = self.items.get(l1_hash(lookup))
+        return item if item is not None and item.lookup == lookup else None
+
+    def touch(self, item: L1Item) -> None:
+        """Mark ``item`` recently used."""
+        try:  # noqa: SIM105 - cheaper than contextlib.suppress on the hit path
+            self.items.move_to_end(l1_hash(item.lookup))
+        except KeyError:  # evicted by another thread just now
+            pass
+
+    def put(self, item: L1Item) -> None:
+        """Insert or replace ``item``, evicting the least recently used beyond :attr:`size`."""
+        if self.size == 0:
+            return
+        with self._lock:
+            self.items[l1_hash(item.lookup)] = item
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+    def drop(self, lookup: bytes) -> None:
+        """Forget the item for these lookup bytes, if any."""
+        with self._lock:
+            self.items.pop(l1_hash(lookup), None)
+
+    def forget_keys(self, keys: Collection[str]) -> None:
+        """Drop items whose stored entry changed outside this process."""
+        if not keys:
+            return
+        with self._lock:
+            for h in [h for h, item in self.items.items() if item.key in keys]:
+                del self.items[h]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.items.clear()
