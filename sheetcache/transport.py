@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import queue
 import sys
 import threading
@@ -35,20 +36,20 @@ from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any
 
+from sheetcache._answer import Answer
 from sheetcache._cache import Cache
+from sheetcache._errors import CacheMissError
 from sheetcache._http import Call, HTTPAnswer, SSERecorder, call_for, is_cached_route
 
 __all__ = ["AsyncCacheTransport", "CacheTransport"]
 
 HEADER = "x-sheetcache"
+#: Status of the response to a miss in replay mode (424 Failed Dependency: the answer
+#: depends on a recording that is not there). SDKs raise it as an API status error.
+REPLAY_MISS_STATUS = 424
 
 # Dropped from a passed-through response: the body we serve is decoded and re-framed.
 _FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding", "connection"})
-
-try:  # the core's richer API (metadata, modes); without it entries simply carry no usage
-    from sheetcache import Answer as _Answer  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the core's version
-    _Answer = None
 
 
 class _NotStored(Exception):
@@ -74,17 +75,26 @@ def _call_of(request: Any, body: bytes) -> Call | None:
 
 
 def _stored(answer: HTTPAnswer, call: Call) -> Any:
-    """The value the core stores: the answer, with its usage as metadata when supported."""
-    if _Answer is None:
-        return answer
+    """What the call function returns: the answer, with its usage as the entry's metadata."""
     usage = answer.usage(call.key_parts.get("model"), call.provider)
-    return _Answer(answer, metadata={"usage": usage} if usage else {})
+    return Answer(answer, metadata={"usage": usage} if usage else {})
 
 
 def _answer_of(value: Any) -> HTTPAnswer:
-    answer = value if isinstance(value, HTTPAnswer) else value.value
-    assert isinstance(answer, HTTPAnswer)
-    return answer
+    assert isinstance(value, HTTPAnswer), value
+    return value
+
+
+def _replay_miss(call: Call, exc: CacheMissError) -> HTTPAnswer:
+    """The error response for a miss in replay mode: an HTTP error the SDK raises at once
+    (``x-should-retry: false``), with the reason as the provider-style error message."""
+    message = (
+        f"sheetcache replay mode: no stored answer for {call.key_parts['endpoint']} "
+        f"(model {call.key_parts.get('model')!r}), and nothing was sent. Run it once in "
+        f"read-write mode to record it. ({exc})"
+    )
+    body = {"type": "error", "error": {"type": "sheetcache_replay_miss", "message": message}}
+    return HTTPAnswer(call.api, REPLAY_MISS_STATUS, "application/json", body=body)
 
 
 def _passed_headers(response: Any, state: str) -> list[tuple[str, str]]:
@@ -125,10 +135,12 @@ def _finished(recorder: SSERecorder, response: Any, wait: Any, taken: Any) -> HT
     return answer
 
 
-def _served_or_raise(kit: _Kit, request: Any, item: Any, *, aio: bool) -> Any:
+def _served_or_raise(kit: _Kit, request: Any, call: Call, item: Any, *, aio: bool) -> Any:
     """The response for a stream call that ended before any event: a hit or an error."""
     if isinstance(item, HTTPAnswer):
         return kit.served(request, item, "hit", aio=aio)
+    if isinstance(item, CacheMissError):
+        return kit.served(request, _replay_miss(call, item), "replay-miss", aio=aio)
     if isinstance(item, _NotStored) and item.answer is not None:
         return kit.served(request, item.answer, "miss", aio=aio)
     raise item if isinstance(item, BaseException) else RuntimeError(item)
@@ -191,6 +203,8 @@ class _Kit:
     def served(self, request: Any, answer: HTTPAnswer, state: str, *, aio: bool) -> Any:
         """A response serving a stored (or not storable) answer, one chunk per event."""
         headers = [("content-type", answer.content_type), (HEADER, state)]
+        if state == "replay-miss":
+            headers.append(("x-should-retry", "false"))
         chunks = answer.chunks() if answer.events is not None else None
         if chunks is None:
             return self.pkg.Response(
@@ -278,6 +292,8 @@ class CacheTransport(_Base):
         except _NotStored as exc:
             assert exc.answer is not None
             return kit.served(request, exc.answer, "miss", aio=False)
+        except CacheMissError as exc:
+            return kit.served(request, _replay_miss(call, exc), "replay-miss", aio=False)
         return kit.served(request, _answer_of(value), "miss" if called else "hit", aio=False)
 
     def _stream(self, kit: _Kit, inner: Any, request: Any, call: Call) -> Any:
@@ -329,11 +345,16 @@ class CacheTransport(_Base):
                 return
             messages.put(("done", _NotStored(reason="streams kept failing")))
 
-        worker = threading.Thread(target=work, name="sheetcache-stream", daemon=True)
+        # The thread runs in a copy of our context, so a cache.override() around the call
+        # (replay in one test, say) holds inside it too.
+        context = contextvars.copy_context()
+        worker = threading.Thread(
+            target=context.run, args=(work,), name="sheetcache-stream", daemon=True
+        )
         worker.start()
         kind, item = messages.get()
         if kind == "done":
-            return _served_or_raise(kit, request, item, aio=False)
+            return _served_or_raise(kit, request, call, item, aio=False)
         head = item
 
         def chunks() -> Iterator[bytes]:
@@ -408,6 +429,8 @@ class AsyncCacheTransport(_Base):
         except _NotStored as exc:
             assert exc.answer is not None
             return kit.served(request, exc.answer, "miss", aio=True)
+        except CacheMissError as exc:
+            return kit.served(request, _replay_miss(call, exc), "replay-miss", aio=True)
         return kit.served(request, _answer_of(value), "miss" if called else "hit", aio=True)
 
     async def _stream(self, kit: _Kit, inner: Any, request: Any, call: Call) -> Any:
@@ -472,7 +495,7 @@ class AsyncCacheTransport(_Base):
         task = asyncio.get_running_loop().create_task(work())
         kind, item = await messages.get()
         if kind == "done":
-            return _served_or_raise(kit, request, item, aio=True)
+            return _served_or_raise(kit, request, call, item, aio=True)
         head = item
 
         async def chunks() -> AsyncIterator[bytes]:

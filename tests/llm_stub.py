@@ -37,6 +37,8 @@ class LLMStub:
         self.requests: list[dict[str, Any]] = []
         self.fail_with: int | None = None
         self.cut_stream = False
+        self.gate: threading.Event | None = None
+        """If set, answers wait for it: a test holds calls in flight with it."""
         self.input_tokens = 11
         self.output_tokens = 7
         self._lock = threading.Lock()
@@ -71,6 +73,8 @@ class LLMStub:
                             "body": body,
                         }
                     )
+                if stub.gate is not None:
+                    stub.gate.wait(30)
                 if stub.fail_with is not None:
                     self._send(
                         stub.fail_with, {"error": {"message": "overloaded", "type": "server_error"}}

@@ -4,6 +4,7 @@ local stub over loopback HTTP, on real SQLite files."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -368,3 +369,117 @@ async def test_anthropic_async(stub: LLMStub, cache: Cache) -> None:
 def test_transport_needs_a_cache() -> None:
     with pytest.raises(TypeError, match="needs a sheetcache.Cache"):
         CacheTransport("sqlite:///x.db")  # type: ignore[arg-type]
+
+
+# -- usage, savings, modes, single-flight ------------------------------------------------------
+
+
+@pytest.fixture
+def memory() -> Iterator[Cache]:
+    """A memory store: it keeps entry metadata (usage) on every branch of the core."""
+    c = Cache("memory://")
+    yield c
+    c.close()
+
+
+def test_usage_is_recorded_and_hits_save_genai_prices_dollars(stub: LLMStub, memory: Cache) -> None:
+    import genai_prices
+
+    cache = memory
+    client = oai(stub, cache)
+    stub.input_tokens, stub.output_tokens = 1200, 345
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    (entry,) = cache.entries()
+    assert entry.metadata["usage"] == {
+        "model": "gpt-4o", "provider": None, "input_tokens": 1200, "output_tokens": 345,
+    }  # fmt: skip
+    one = genai_prices.calc_price(
+        genai_prices.Usage(input_tokens=1200, output_tokens=345), "gpt-4o"
+    ).total_price
+    stats = cache.stats
+    assert stats.hits == 2 and stats.saved_tokens == 2 * 1545
+    assert stats.saved_usd == pytest.approx(2 * float(one))
+
+
+def test_stream_usage_is_recorded(stub: LLMStub, memory: Cache) -> None:
+    cache = memory
+    list(
+        oai(stub, cache).chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    list(
+        claude(stub, cache).messages.create(
+            model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES, stream=True
+        )
+    )
+    usages = sorted((e.metadata["usage"] for e in cache.entries()), key=lambda u: u["model"])
+    assert usages == [
+        {"model": "claude-sonnet-4-5", "provider": None, "input_tokens": 11, "output_tokens": 7},
+        {"model": "gpt-4o", "provider": None, "input_tokens": 11, "output_tokens": 7},
+    ]
+
+
+def test_replay_mode_serves_hits_and_refuses_misses(stub: LLMStub, db: Path) -> None:
+    with Cache(f"sqlite:///{db}") as recording:
+        oai(stub, recording).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    with Cache(f"sqlite:///{db}", mode="replay") as ci:
+        client = oai(stub, ci)
+        assert client.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
+        with pytest.raises(openai.APIStatusError, match="replay mode") as caught:
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES, temperature=1)
+        assert caught.value.status_code == 424
+        with pytest.raises(openai.APIStatusError, match="replay mode"):
+            list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+        with pytest.raises(anthropic.APIStatusError, match="replay mode"):
+            claude(stub, ci).messages.create(model="claude-x", max_tokens=5, messages=MESSAGES)
+    assert len(stub.posts()) == 1  # nothing was sent in replay mode
+
+
+async def test_replay_override_holds_for_async_and_streams(stub: LLMStub, cache: Cache) -> None:
+    client = openai.AsyncOpenAI(
+        api_key=SECRET, base_url=stub.url + "/v1", max_retries=0,
+        http_client=httpx.AsyncClient(transport=AsyncCacheTransport(cache)),
+    )  # fmt: skip
+    with cache.override(mode="replay"):
+        with pytest.raises(openai.APIStatusError, match="replay mode"):
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        with pytest.raises(openai.APIStatusError, match="replay mode"):
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    sync = oai(stub, cache)
+    with cache.override(mode="replay"), pytest.raises(openai.APIStatusError):
+        list(sync.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    assert stub.posts() == []
+    await client.close()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_concurrent_identical_calls_share_one_request(
+    stub: LLMStub, cache: Cache, stream: bool
+) -> None:
+    import threading
+
+    stub.gate = threading.Event()
+    client = oai(stub, cache)
+    results: list[str] = []
+
+    def ask() -> None:
+        answer = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=stream)
+        if stream:
+            results.append("".join(c.choices[0].delta.content or "" for c in answer if c.choices))
+        else:
+            results.append(answer.choices[0].message.content or "")
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    # Hold the first call upstream; without single-flight the others would arrive too.
+    deadline = time.monotonic() + 1.5
+    while len(stub.posts()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stub.gate.set()
+    for t in threads:
+        t.join(30)
+    assert len(stub.posts()) == 1
+    assert len(results) == 4 and len(set(results)) == 1
