@@ -13,12 +13,12 @@ import httpx
 import openai
 import pytest
 import uvicorn
+from llm_stub import LLMStub
 from typer.testing import CliRunner
 
 from sheetcache import Cache
 from sheetcache.cli import app as cli_app
 from sheetcache.proxy import TOKEN_HEADER, create_app
-from tests.llm_stub import LLMStub
 
 SECRET = "sk-proxy-5ecret-key-never-stored"
 MESSAGES = [{"role": "user", "content": "What is 2+2?"}]

@@ -15,10 +15,10 @@ import httpx2
 import openai
 import orjson
 import pytest
+from llm_stub import LLMStub
 
 from sheetcache import Cache
 from sheetcache.transport import AsyncCacheTransport, CacheTransport
-from tests.llm_stub import LLMStub
 
 SECRET = "sk-test-5ecret-key-never-stored"
 MESSAGES = [{"role": "user", "content": "What is 2+2?"}]
