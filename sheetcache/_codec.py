@@ -36,7 +36,11 @@ _classes: dict[str, type] = {}
 _adapters: dict[type, Any] = {}
 
 # Integrations' codecs, imported on first decode: value type -> module that registers it.
-_CODEC_MODULES = {"pydantic-ai-response": "sheetcache.pydantic_ai"}
+_CODEC_MODULES = {
+    "pydantic-ai-response": "sheetcache.pydantic_ai",
+    "http-response": "sheetcache._http",
+    "langchain-generations": "sheetcache.langchain",
+}
 
 # Registered formats: exact type -> (name, encode), name -> decode.
 _encoders: dict[type, tuple[str, Callable[[Any], str]]] = {}

@@ -78,7 +78,12 @@ def _imports() -> tuple[Any, Any]:
 
 
 def create_app(
-    cache: Cache, upstream: str, *, token: str | None = None, timeout: float = 600.0
+    cache: Cache,
+    upstream: str,
+    *,
+    token: str | None = None,
+    timeout: float = 600.0,
+    transport: Any = None,
 ) -> Starlette:
     """The proxy as an ASGI application (serve it with any ASGI server).
 
@@ -89,6 +94,8 @@ def create_app(
         token: if set, every request except ``/healthz`` must carry it in the
             ``x-sheetcache-token`` header.
         timeout: seconds to wait for the upstream's answer (and between stream events).
+        transport: the httpx2 async transport that reaches the upstream (default:
+            ``httpx2.AsyncHTTPTransport()``); a ``httpx2.MockTransport`` makes a local stub.
 
     Raises:
         ConfigError: ``upstream`` is not an http(s) URL.
@@ -106,7 +113,7 @@ def create_app(
             f"--upstream must be an http(s) URL like https://api.openai.com, not {upstream!r}"
         )
     prefix = base.raw_path.decode("ascii").split("?")[0].rstrip("/")
-    transport = AsyncCacheTransport(cache)
+    cached = AsyncCacheTransport(cache, transport)
     timeouts = httpx2.Timeout(timeout, connect=min(timeout, 10.0)).as_dict()
 
     def refused() -> Response:
@@ -137,7 +144,7 @@ def create_app(
             extensions={"timeout": timeouts},
         )
         try:
-            response = await transport.handle_async_request(upstream_request)
+            response = await cached.handle_async_request(upstream_request)
         except httpx2.HTTPError as exc:
             return JSONResponse(
                 {"error": {"message": f"sheetcache proxy: upstream {base.host} failed: {exc!r}",
@@ -161,7 +168,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
-        await transport.aclose()
+        await cached.aclose()
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     return Starlette(

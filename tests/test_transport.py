@@ -1,5 +1,7 @@
 """CacheTransport / AsyncCacheTransport with the real openai and anthropic SDKs against a
-local stub over loopback HTTP, on real SQLite files."""
+local stub over loopback HTTP, on real SQLite files (and the Sheets emulator)."""
+
+# ruff: noqa: F811  (the fixtures imported from sheets_fixtures are used as parameters)
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import openai
 import orjson
 import pytest
 from llm_stub import LLMStub
+from sheets_fixtures import Sheet, emulator, sheet  # noqa: F401
 
 from sheetcache import Cache
 from sheetcache.transport import AsyncCacheTransport, CacheTransport
@@ -483,3 +486,26 @@ def test_concurrent_identical_calls_share_one_request(
         t.join(30)
     assert len(stub.posts()) == 1
     assert len(results) == 4 and len(set(results)) == 1
+
+
+# -- the Sheet a reviewer reads ------------------------------------------------------------------
+
+
+def test_sheet_columns_are_readable_and_edits_are_served(stub: LLMStub, sheet: Sheet) -> None:
+    with Cache(sheet.url) as cache:
+        oai(stub, cache).chat.completions.create(model="gpt-4o", messages=MESSAGES, temperature=0)
+        cache.flush()
+    (row,) = sheet.rows()
+    assert row["model"] == "gpt-4o"
+    assert "What is 2+2?" in str(row["prompt"]) and "sk-" not in str(row["prompt"])
+    assert str(row["response"]).startswith("echo: What is 2+2?\n")
+    column = list(row).index("response") + 1
+    sheet.reviewer().update_cell(
+        2, column, str(row["response"]).replace("echo: What is 2+2?", "4", 1)
+    )
+    with Cache(sheet.url) as cache:
+        answer = oai(stub, cache).chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, temperature=0
+        )
+    assert answer.choices[0].message.content == "4"
+    assert len(stub.posts()) == 1
