@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import functools
 import hashlib
 import json
 import warnings
@@ -69,6 +70,9 @@ _MODEL_FIELDS = ("model", "model_name", "model_id", "deployment_name")
 # -- the key ---------------------------------------------------------------------------------
 
 
+# Parsing is pure and a program repeats its prompts and model strings, so both parses are
+# memoised (the parsed objects are shared: nothing downstream mutates them).
+@functools.lru_cache(maxsize=1024)
 def prompt_of(prompt: str) -> Any:
     """The prompt as a reviewer reads it: plain messages for a chat model's serialised list,
     else the prompt text itself."""
@@ -91,6 +95,7 @@ def prompt_of(prompt: str) -> Any:
     return messages
 
 
+@functools.lru_cache(maxsize=256)
 def key_parts_of(llm_string: str) -> dict[str, Any]:
     """The key parts of an ``llm_string``: ``model``, ``llm`` and ``params`` where it parses."""
     llm: Any = None

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 import queue
 import sys
 import threading
@@ -42,6 +43,8 @@ from sheetcache._errors import CacheMissError
 from sheetcache._http import Call, HTTPAnswer, SSERecorder, call_for, is_cached_route
 
 __all__ = ["AsyncCacheTransport", "CacheTransport"]
+
+log = logging.getLogger("sheetcache")
 
 HEADER = "x-sheetcache"
 #: Status of the response to a miss in replay mode (424 Failed Dependency: the answer
@@ -80,9 +83,19 @@ def _stored(answer: HTTPAnswer, call: Call) -> Any:
     return Answer(answer, metadata={"usage": usage} if usage else {})
 
 
-def _answer_of(value: Any) -> HTTPAnswer:
-    assert isinstance(value, HTTPAnswer), value
-    return value
+class _Foreign:
+    """The entry under this key is not an HTTP answer (stored by other code): not served."""
+
+
+def _answer_of(value: Any) -> HTTPAnswer | _Foreign:
+    if isinstance(value, HTTPAnswer):
+        return value
+    log.warning(
+        "sheetcache: the entry for this request holds a %s, not an HTTP response; "
+        "sending the request upstream instead",
+        type(value).__name__,
+    )
+    return _Foreign()
 
 
 def _replay_miss(call: Call, exc: CacheMissError) -> HTTPAnswer:
@@ -294,7 +307,10 @@ class CacheTransport(_Base):
             return kit.served(request, exc.answer, "miss", aio=False)
         except CacheMissError as exc:
             return kit.served(request, _replay_miss(call, exc), "replay-miss", aio=False)
-        return kit.served(request, _answer_of(value), "miss" if called else "hit", aio=False)
+        answer = _answer_of(value)
+        if isinstance(answer, _Foreign):
+            return inner.handle_request(request)
+        return kit.served(request, answer, "miss" if called else "hit", aio=False)
 
     def _stream(self, kit: _Kit, inner: Any, request: Any, call: Call) -> Any:
         # The core answers only once the call function returns, but the caller must see
@@ -354,6 +370,8 @@ class CacheTransport(_Base):
         worker.start()
         kind, item = messages.get()
         if kind == "done":
+            if isinstance(item, _Foreign):
+                return inner.handle_request(request)
             return _served_or_raise(kit, request, call, item, aio=False)
         head = item
 
@@ -431,7 +449,10 @@ class AsyncCacheTransport(_Base):
             return kit.served(request, exc.answer, "miss", aio=True)
         except CacheMissError as exc:
             return kit.served(request, _replay_miss(call, exc), "replay-miss", aio=True)
-        return kit.served(request, _answer_of(value), "miss" if called else "hit", aio=True)
+        answer = _answer_of(value)
+        if isinstance(answer, _Foreign):
+            return await inner.handle_async_request(request)
+        return kit.served(request, answer, "miss" if called else "hit", aio=True)
 
     async def _stream(self, kit: _Kit, inner: Any, request: Any, call: Call) -> Any:
         # As in the sync transport, with a task in place of the thread.
@@ -495,6 +516,8 @@ class AsyncCacheTransport(_Base):
         task = asyncio.get_running_loop().create_task(work())
         kind, item = await messages.get()
         if kind == "done":
+            if isinstance(item, _Foreign):
+                return await inner.handle_async_request(request)
             return _served_or_raise(kit, request, call, item, aio=True)
         head = item
 

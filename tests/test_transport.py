@@ -509,3 +509,15 @@ def test_sheet_columns_are_readable_and_edits_are_served(stub: LLMStub, sheet: S
         )
     assert answer.choices[0].message.content == "4"
     assert len(stub.posts()) == 1
+
+
+def test_a_foreign_entry_under_the_key_is_not_served(stub: LLMStub, cache: Cache) -> None:
+    """Other code that stored a plain value under the transport's key never breaks the SDK."""
+    client = oai(stub, cache)
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    (entry,) = cache.entries()
+    cache.set(entry.prompt, "not an HTTP answer", **entry.key_parts)
+    cache._l1.clear()  # noqa: SLF001 - as another process sees the store
+    answer = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert answer.choices[0].message.content == "echo: What is 2+2?"
+    assert len(stub.posts()) == 2
