@@ -37,6 +37,8 @@ from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any
 
+import orjson
+
 from sheetcache._answer import Answer
 from sheetcache._cache import Cache
 from sheetcache._errors import CacheMissError
@@ -58,9 +60,12 @@ _FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding",
 class _NotStored(Exception):
     """Raised out of the call function so the core stores nothing; carries what to serve."""
 
-    def __init__(self, answer: HTTPAnswer | None = None, reason: str = "") -> None:
+    def __init__(
+        self, passed: tuple[int, list[tuple[str, str]], bytes] | None = None, reason: str = ""
+    ) -> None:
         super().__init__(reason)
-        self.answer = answer
+        self.passed = passed
+        """(status, headers, body) of upstream's answer, to hand the caller as it was."""
 
 
 def _package(request: Any) -> ModuleType:
@@ -115,18 +120,25 @@ def _passed_headers(response: Any, state: str) -> list[tuple[str, str]]:
     return [*headers, (HEADER, state)]
 
 
-def _json_answer(call: Call, response: Any, content: bytes) -> HTTPAnswer:
-    import orjson
+def _as_it_came(response: Any, content: bytes) -> _NotStored:
+    """Upstream's answer to hand over unstored, as it came (status, headers, body)."""
+    passed = (response.status_code, _passed_headers(response, "miss"), content)
+    return _NotStored(passed, f"HTTP {response.status_code}")
 
+
+def _json_answer(call: Call, response: Any, content: bytes) -> HTTPAnswer:
+    """Upstream's answer to store, or _NotStored carrying it as it was (status, headers such
+    as ``retry-after``, body) when it is an error or not JSON."""
     content_type = response.headers.get("content-type", "application/json")
-    try:
-        body = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        body = None
-    answer = HTTPAnswer(call.api, response.status_code, content_type, body=body)
-    if not 200 <= response.status_code < 300 or body is None:
-        raise _NotStored(answer, f"HTTP {response.status_code}")
-    return answer
+    body: Any = None
+    if 200 <= response.status_code < 300:
+        try:
+            body = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            body = None
+    if body is None:
+        raise _as_it_came(response, content)
+    return HTTPAnswer(call.api, response.status_code, content_type, body=body)
 
 
 # How long a finished stream waits for its caller to take the terminal event before it
@@ -154,8 +166,8 @@ def _served_or_raise(kit: _Kit, request: Any, call: Call, item: Any, *, aio: boo
         return kit.served(request, item, "hit", aio=aio)
     if isinstance(item, CacheMissError):
         return kit.served(request, _replay_miss(call, item), "replay-miss", aio=aio)
-    if isinstance(item, _NotStored) and item.answer is not None:
-        return kit.served(request, item.answer, "miss", aio=aio)
+    if isinstance(item, _NotStored) and item.passed is not None:
+        return kit.passed(request, item.passed, aio=aio)
     raise item if isinstance(item, BaseException) else RuntimeError(item)
 
 
@@ -212,6 +224,13 @@ class _Kit:
                     await self._on_close()
 
         self.Chunks, self.AsyncChunks = Chunks, AsyncChunks
+
+    def passed(
+        self, request: Any, passed: tuple[int, list[tuple[str, str]], bytes], *, aio: bool
+    ) -> Any:
+        """A response handing over upstream's answer as it came (an error, say)."""
+        status, headers, content = passed
+        return self.pkg.Response(status, headers=headers, content=content, request=request)
 
     def served(self, request: Any, answer: HTTPAnswer, state: str, *, aio: bool) -> Any:
         """A response serving a stored (or not storable) answer, one chunk per event."""
@@ -303,8 +322,8 @@ class CacheTransport(_Base):
         try:
             value = self.cache.get_or_call(call.prompt, send, **call.key_parts)
         except _NotStored as exc:
-            assert exc.answer is not None
-            return kit.served(request, exc.answer, "miss", aio=False)
+            assert exc.passed is not None
+            return kit.passed(request, exc.passed, aio=False)
         except CacheMissError as exc:
             return kit.served(request, _replay_miss(call, exc), "replay-miss", aio=False)
         answer = _answer_of(value)
@@ -323,7 +342,7 @@ class CacheTransport(_Base):
             response = inner.handle_request(request)
             try:
                 if not (200 <= response.status_code < 300 and _is_sse(response)):
-                    raise _NotStored(_json_answer(call, response, response.read()))
+                    raise _as_it_came(response, response.read())
                 messages.put(("head", response))
                 recorder = SSERecorder(call.api)
                 # One chunk per event, as a hit replays them: the caller "holds" the
@@ -351,7 +370,7 @@ class CacheTransport(_Base):
                 try:
                     value = self.cache.get_or_call(call.prompt, leader, **call.key_parts)
                 except _NotStored as exc:
-                    if exc.answer is None and not called:
+                    if exc.passed is None and not called:
                         continue  # we followed a stream that was not stored: call ourselves
                     messages.put(("done", exc))
                 except BaseException as exc:  # handed to the caller's thread
@@ -445,8 +464,8 @@ class AsyncCacheTransport(_Base):
         try:
             value = await self.cache.aget_or_call(call.prompt, send, **call.key_parts)
         except _NotStored as exc:
-            assert exc.answer is not None
-            return kit.served(request, exc.answer, "miss", aio=True)
+            assert exc.passed is not None
+            return kit.passed(request, exc.passed, aio=True)
         except CacheMissError as exc:
             return kit.served(request, _replay_miss(call, exc), "replay-miss", aio=True)
         answer = _answer_of(value)
@@ -470,7 +489,7 @@ class AsyncCacheTransport(_Base):
             response = await inner.handle_async_request(request)
             try:
                 if not (200 <= response.status_code < 300 and _is_sse(response)):
-                    raise _NotStored(_json_answer(call, response, await response.aread()))
+                    raise _as_it_came(response, await response.aread())
                 messages.put_nowait(("head", response))
                 recorder = SSERecorder(call.api)
                 async for chunk in response.aiter_bytes():
@@ -501,7 +520,7 @@ class AsyncCacheTransport(_Base):
                 try:
                     value = await self.cache.aget_or_call(call.prompt, leader, **call.key_parts)
                 except _NotStored as exc:
-                    if exc.answer is None and not called:
+                    if exc.passed is None and not called:
                         continue
                     messages.put_nowait(("done", exc))
                 except BaseException as exc:

@@ -521,3 +521,37 @@ def test_a_foreign_entry_under_the_key_is_not_served(stub: LLMStub, cache: Cache
     answer = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert answer.choices[0].message.content == "echo: What is 2+2?"
     assert len(stub.posts()) == 2
+
+
+def test_errors_reach_the_sdk_with_their_headers(stub: LLMStub, cache: Cache) -> None:
+    stub.fail_with = 429
+    with httpx.Client(transport=CacheTransport(cache)) as raw:
+        response = raw.post(stub.url + "/v1/chat/completions", json={"model": "m", "messages": []})
+    assert response.status_code == 429
+    assert response.json()["error"]["message"] == "overloaded"
+    assert "x-request-id" in response.headers  # retry-after and friends reach the SDK too
+    assert response.headers["x-sheetcache"] == "miss"
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["nul \x00 inside", "a" * 1_000_000, "emoji 🎉 and RTL \u202e", '=HYPERLINK("x")'],
+    ids=["nul", "1mb", "unicode", "formula"],
+)
+def test_hostile_text_round_trips(stub: LLMStub, cache: Cache, content: str) -> None:
+    client = oai(stub, cache)
+    messages = [{"role": "user", "content": content}]
+    first = client.chat.completions.create(model="gpt-4o", messages=messages)
+    cache._l1.clear()  # noqa: SLF001 - read it back from the SQLite file
+    again = client.chat.completions.create(model="gpt-4o", messages=messages)
+    assert again.choices[0].message.content == first.choices[0].message.content
+    assert len(stub.posts()) == 1
+
+
+def test_lone_surrogate_goes_through_uncached(stub: LLMStub, cache: Cache) -> None:
+    body = b'{"model":"gpt-4o","messages":[{"role":"user","content":"\\ud800"}]}'
+    with httpx.Client(transport=CacheTransport(cache)) as raw:
+        for _ in range(2):
+            response = raw.post(stub.url + "/v1/chat/completions", content=body)
+            assert response.status_code == 200 and "x-sheetcache" not in response.headers
+    assert len(stub.posts()) == 2 and list(cache.entries()) == []
