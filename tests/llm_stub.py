@@ -37,6 +37,8 @@ class LLMStub:
         self.requests: list[dict[str, Any]] = []
         self.fail_with: int | None = None
         self.cut_stream = False
+        self.mid_stream: threading.Event | None = None
+        """If set, streams pause after their second event until it is set (10 s at most)."""
         self.gate: threading.Event | None = None
         """If set, answers wait for it: a test holds calls in flight with it."""
         self.input_tokens = 11
@@ -117,7 +119,9 @@ class LLMStub:
                 items = list(events)
                 if stub.cut_stream:
                     items = items[: len(items) // 2]
-                for event in items:
+                for i, event in enumerate(items):
+                    if i == 2 and stub.mid_stream is not None:
+                        stub.mid_stream.wait(10)
                     self.wfile.write((event + "\n\n").encode())
                     self.wfile.flush()
                 self.close_connection = True

@@ -183,3 +183,20 @@ def test_cli_refuses_other_hosts_without_a_token() -> None:
     )
     assert result.exit_code == 2
     assert "--token" in result.output
+
+
+def test_events_arrive_before_the_stream_ends(proxy: Proxy, stub: LLMStub) -> None:
+    stub.mid_stream = threading.Event()
+    body = {"model": "gpt-4o", "messages": MESSAGES, "stream": True}
+    with (
+        httpx.Client(timeout=30) as raw,
+        raw.stream("POST", proxy.url + "/v1/chat/completions", json=body) as r,
+    ):
+        lines = r.iter_lines()
+        first = next(line for line in lines if line)
+        # The upstream is still holding the rest of the stream: this event came through live.
+        assert not stub.mid_stream.is_set()
+        assert first.startswith("data: {")
+        stub.mid_stream.set()
+        rest = [line for line in lines if line]
+    assert rest[-1] == "data: [DONE]"

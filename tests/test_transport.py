@@ -555,3 +555,17 @@ def test_lone_surrogate_goes_through_uncached(stub: LLMStub, cache: Cache) -> No
             response = raw.post(stub.url + "/v1/chat/completions", content=body)
             assert response.status_code == 200 and "x-sheetcache" not in response.headers
     assert len(stub.posts()) == 2 and list(cache.entries()) == []
+
+
+def test_stream_events_arrive_as_they_are_sent(stub: LLMStub, cache: Cache) -> None:
+    import threading
+
+    stub.mid_stream = threading.Event()
+    stream = oai(stub, cache).chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, stream=True
+    )
+    chunks = iter(stream)
+    next(chunks)
+    assert not stub.mid_stream.is_set()  # the SDK has an event while the server holds the rest
+    stub.mid_stream.set()
+    assert len(list(chunks)) > 2
