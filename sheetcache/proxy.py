@@ -151,7 +151,12 @@ def create_app(
                            "type": "sheetcache_upstream_error"}},
                 status_code=502,
             )  # fmt: skip
-        out_headers = {k: v for k, v in response.headers.items() if k.lower() not in _HOP}
+        # Raw pairs, not a dict: repeated headers (set-cookie) must all reach the client.
+        out_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1"))
+            for k, v in response.headers.multi_items()
+            if k.lower() not in _HOP
+        ]
 
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -163,7 +168,9 @@ def create_app(
             finally:  # also when the client goes away: the stream then counts as abandoned
                 await response.aclose()
 
-        return StreamingResponse(body(), status_code=response.status_code, headers=out_headers)
+        out = StreamingResponse(body(), status_code=response.status_code)
+        out.raw_headers = out_headers
+        return out
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

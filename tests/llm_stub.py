@@ -95,7 +95,10 @@ class LLMStub:
                     else:
                         self._send(200, stub._anthropic(body, text))
                 elif path == "/v1/responses":
-                    self._send(200, stub._responses(body, text))
+                    if body.get("stream"):
+                        self._stream(stub._responses_events(body, text))
+                    else:
+                        self._send(200, stub._responses(body, text))
                 elif path == "/v1/embeddings":
                     self._send(200, stub._embeddings(body))
                 else:
@@ -229,6 +232,30 @@ class LLMStub:
                       "input_tokens_details": {"cached_tokens": 0},
                       "output_tokens_details": {"reasoning_tokens": 0}},
         }  # fmt: skip
+
+    def _responses_events(self, body: dict[str, Any], text: str) -> Iterator[str]:
+        final = self._responses(body, text)
+        item = final["output"][0]
+        started = {**final, "status": "in_progress", "output": [], "usage": None}
+        seq = iter(range(1000))
+
+        def event(kind: str, **data: Any) -> str:
+            return f"event: {kind}\ndata: " + json.dumps(
+                {"type": kind, "sequence_number": next(seq), **data}
+            )
+
+        yield event("response.created", response=started)
+        yield event("response.output_item.added", output_index=0,
+                    item={**item, "status": "in_progress", "content": []})  # fmt: skip
+        yield event("response.content_part.added", item_id=item["id"], output_index=0,
+                    content_index=0, part={"type": "output_text", "text": "", "annotations": []})  # fmt: skip
+        for word in text.split(" "):
+            yield event("response.output_text.delta", item_id=item["id"], output_index=0,
+                        content_index=0, delta=word + " ", logprobs=[])  # fmt: skip
+        yield event("response.output_text.done", item_id=item["id"], output_index=0,
+                    content_index=0, text=text, logprobs=[])  # fmt: skip
+        yield event("response.output_item.done", output_index=0, item=item)
+        yield event("response.completed", response=final)
 
     def _embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         inputs = body.get("input")

@@ -200,3 +200,24 @@ def test_events_arrive_before_the_stream_ends(proxy: Proxy, stub: LLMStub) -> No
         stub.mid_stream.set()
         rest = [line for line in lines if line]
     assert rest[-1] == "data: [DONE]"
+
+
+def test_anthropic_sdk_through_the_proxy(proxy: Proxy, stub: LLMStub) -> None:
+    import anthropic
+
+    with anthropic.Anthropic(api_key=SECRET, base_url=proxy.url, max_retries=0) as c:
+        texts = [
+            c.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES)
+            .content[0]
+            .text  # type: ignore[union-attr]
+            for _ in range(2)
+        ]
+        events = [
+            [e.type for e in c.messages.create(
+                model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES, stream=True)]
+            for _ in range(2)
+        ]  # fmt: skip
+    assert texts == ["echo: What is 2+2?"] * 2
+    assert events[0] == events[1] and events[0][-1] == "message_stop"
+    assert len(stub.posts()) == 2
+    assert stub.posts()[0]["headers"]["authorization"] == f"Bearer {SECRET}"

@@ -569,3 +569,38 @@ def test_stream_events_arrive_as_they_are_sent(stub: LLMStub, cache: Cache) -> N
     assert not stub.mid_stream.is_set()  # the SDK has an event while the server holds the rest
     stub.mid_stream.set()
     assert len(list(chunks)) > 2
+
+
+def test_responses_stream_is_stored_at_response_completed(stub: LLMStub, cache: Cache) -> None:
+    client = oai(stub, cache)
+
+    def run() -> list[Any]:
+        return list(client.responses.create(model="gpt-4o", input="hello", stream=True))
+
+    first, again = run(), run()
+    assert [e.type for e in again] == [e.type for e in first]
+    assert first[-1].type == "response.completed"
+    assert again[-1].response.output_text == "echo: hello"
+    assert len(stub.posts()) == 1
+
+
+def test_reviewer_edit_of_a_responses_stream(stub: LLMStub, cache: Cache) -> None:
+    client = oai(stub, cache)
+    list(client.responses.create(model="gpt-4o", input="hello", stream=True))
+    (entry,) = cache.entries()
+    assert entry.value.startswith("echo: hello \n")
+    _review(cache, "echo: hello ", "Hi there.")
+    events = list(client.responses.create(model="gpt-4o", input="hello", stream=True))
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == "Hi there."
+    assert events[-1].response.output_text == "Hi there."
+
+
+def test_reviewer_edit_in_the_anthropic_shape(stub: LLMStub, cache: Cache) -> None:
+    client = claude(stub, cache)
+    client.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES)
+    _review(cache, "echo: What is 2+2?", "Four.")
+    message = client.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES)
+    assert [b.type for b in message.content] == ["text"]
+    assert message.content[0].text == "Four."  # type: ignore[union-attr]
+    assert message.stop_reason == "end_turn" and message.usage.output_tokens == 7
