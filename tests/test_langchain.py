@@ -214,3 +214,16 @@ def test_clear_leaves_other_entries(sqlite_cache: Cache) -> None:
 def test_prompt_of_plain_text() -> None:
     assert prompt_of("Tell me a joke") == "Tell me a joke"
     assert prompt_of("[{not json") == "[{not json"
+
+
+def test_global_llm_cache(sqlite_cache: Cache) -> None:
+    from langchain_core.globals import get_llm_cache, set_llm_cache
+
+    previous = get_llm_cache()
+    set_llm_cache(LangChainCache(sqlite_cache))
+    try:
+        model = CountingChat(messages=iter([AIMessage("4"), AIMessage("five")]))
+        assert [model.invoke("2+2?").content for _ in range(2)] == ["4", "4"]
+        assert model.calls == 1
+    finally:
+        set_llm_cache(previous)
