@@ -221,3 +221,16 @@ def test_anthropic_sdk_through_the_proxy(proxy: Proxy, stub: LLMStub) -> None:
     assert events[0] == events[1] and events[0][-1] == "message_stop"
     assert len(stub.posts()) == 2
     assert stub.posts()[0]["headers"]["authorization"] == f"Bearer {SECRET}"
+
+
+def test_healthz_says_when_the_store_is_down(stub: LLMStub) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with Cache(f"redis://127.0.0.1:{port}/0") as cache, Proxy(cache, stub.url) as proxy:
+        with client(proxy) as c:  # calls still go through: the cache fails open
+            assert c.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
+        health = httpx.get(proxy.url + "/healthz").json()
+        cache.close(timeout=0.5)
+    assert health["status"] == "degraded"
+    assert health["store"]["reachable"] is False and "Connection" in health["store"]["error"]

@@ -604,3 +604,40 @@ def test_reviewer_edit_in_the_anthropic_shape(stub: LLMStub, cache: Cache) -> No
     assert [b.type for b in message.content] == ["text"]
     assert message.content[0].text == "Four."  # type: ignore[union-attr]
     assert message.stop_reason == "end_turn" and message.usage.output_tokens == 7
+
+
+# -- outages -----------------------------------------------------------------------------------
+
+
+def _dead_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_dead_store_never_breaks_the_sdk(stub: LLMStub) -> None:
+    with Cache(f"redis://127.0.0.1:{_dead_port()}/0") as cache:
+        client = oai(stub, cache)
+        for _ in range(2):
+            answer = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+            assert answer.choices[0].message.content == "echo: What is 2+2?"
+        stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        assert len(list(stream)) > 3
+        assert cache.stats.errors > 0
+        cache.close(timeout=0.5)
+
+
+def test_a_dead_upstream_is_a_connection_error_and_stores_nothing(cache: Cache) -> None:
+    http = httpx.Client(transport=CacheTransport(cache))
+    _open.append(http)
+    client = openai.OpenAI(
+        api_key=SECRET, base_url=f"http://127.0.0.1:{_dead_port()}/v1", http_client=http,
+        max_retries=0,
+    )  # fmt: skip
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    assert list(cache.entries()) == []
