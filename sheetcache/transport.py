@@ -116,7 +116,7 @@ def _replay_miss(call: Call, exc: CacheMissError) -> HTTPAnswer:
 
 
 def _passed_headers(response: Any, state: str) -> list[tuple[str, str]]:
-    headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _FRAMING]
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _FRAMING]
     return [*headers, (HEADER, state)]
 
 
@@ -307,16 +307,17 @@ class CacheTransport(_Base):
         kit = _kit(request)
         if call.stream:
             return self._stream(kit, inner, request, call)
-        called = False
+        # On a miss the caller gets upstream's own bytes and headers (request ids, rate
+        # limits); hits serve the stored answer.
+        upstream: list[tuple[int, list[tuple[str, str]], bytes]] = []
 
         def send(_prompt: Any) -> Any:
-            nonlocal called
-            called = True
             response = inner.handle_request(request)
             try:
                 content = response.read()
             finally:
                 response.close()
+            upstream.append((response.status_code, _passed_headers(response, "miss"), content))
             return _stored(_json_answer(call, response, content), call)
 
         try:
@@ -326,10 +327,12 @@ class CacheTransport(_Base):
             return kit.passed(request, exc.passed, aio=False)
         except CacheMissError as exc:
             return kit.served(request, _replay_miss(call, exc), "replay-miss", aio=False)
+        if upstream:
+            return kit.passed(request, upstream[0], aio=False)
         answer = _answer_of(value)
         if isinstance(answer, _Foreign):
             return inner.handle_request(request)
-        return kit.served(request, answer, "miss" if called else "hit", aio=False)
+        return kit.served(request, answer, "hit", aio=False)
 
     def _stream(self, kit: _Kit, inner: Any, request: Any, call: Call) -> Any:
         # The core answers only once the call function returns, but the caller must see
@@ -449,16 +452,15 @@ class AsyncCacheTransport(_Base):
         kit = _kit(request)
         if call.stream:
             return await self._stream(kit, inner, request, call)
-        called = False
+        upstream: list[tuple[int, list[tuple[str, str]], bytes]] = []
 
         async def send(_prompt: Any) -> Any:
-            nonlocal called
-            called = True
             response = await inner.handle_async_request(request)
             try:
                 content = await response.aread()
             finally:
                 await response.aclose()
+            upstream.append((response.status_code, _passed_headers(response, "miss"), content))
             return _stored(_json_answer(call, response, content), call)
 
         try:
@@ -468,10 +470,12 @@ class AsyncCacheTransport(_Base):
             return kit.passed(request, exc.passed, aio=True)
         except CacheMissError as exc:
             return kit.served(request, _replay_miss(call, exc), "replay-miss", aio=True)
+        if upstream:
+            return kit.passed(request, upstream[0], aio=True)
         answer = _answer_of(value)
         if isinstance(answer, _Foreign):
             return await inner.handle_async_request(request)
-        return kit.served(request, answer, "miss" if called else "hit", aio=True)
+        return kit.served(request, answer, "hit", aio=True)
 
     async def _stream(self, kit: _Kit, inner: Any, request: Any, call: Call) -> Any:
         # As in the sync transport, with a task in place of the thread.

@@ -641,3 +641,11 @@ def test_a_dead_upstream_is_a_connection_error_and_stores_nothing(cache: Cache) 
     with pytest.raises(openai.APIConnectionError):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
     assert list(cache.entries()) == []
+
+
+def test_a_miss_carries_upstream_headers_and_a_hit_does_not(stub: LLMStub, cache: Cache) -> None:
+    client = oai(stub, cache)
+    miss = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+    hit = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+    assert "x-request-id" in miss.headers  # the SDK's request_id works on a miss
+    assert "x-request-id" not in hit.headers  # never stored, so never replayed
