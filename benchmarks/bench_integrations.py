@@ -10,6 +10,8 @@ in bench_core; this measures what each integration adds):
 - ``httpx + MockTransport``: an httpx POST answered by a mock, no cache: the floor of any
   transport-level hit;
 - ``httpx + CacheTransport hit``: the same POST answered by the cache;
+- ``httpx stream``: a 21-event SSE body read chunk by chunk, mock vs a replayed hit (the
+  stream path runs the lookup in a worker thread, so this includes a thread start);
 - ``openai SDK + mock`` vs ``openai SDK + CacheTransport hit``: the same through the SDK;
 - ``LangChain InMemoryCache`` vs ``LangChainCache hit``: a lookup, with LangChain's prompt and
   llm_string as a chat model passes them.
@@ -94,6 +96,38 @@ def main() -> None:
     cached_client.post(URL, content=content)
     hit = median_us(lambda: cached_client.post(URL, content=content), n)
     rows.append(("httpx + CacheTransport hit", hit, f"{hit / floor:.2f}x httpx+mock"))
+
+    sse = (
+        b"".join(
+            b'data: {"choices":[{"index":0,"delta":{"content":"w%d "}}]}\n\n' % i for i in range(20)
+        )
+        + b"data: [DONE]\n\n"
+    )
+
+    def _mock_sse(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=sse)
+
+    stream_body = orjson.dumps({**BODY, "stream": True})
+
+    def read_stream(client: httpx.Client) -> Callable[[], Any]:
+        def run() -> None:
+            with client.stream("POST", URL, content=stream_body) as response:
+                for _ in response.iter_bytes():
+                    pass
+
+        return run
+
+    sse_plain = httpx.Client(transport=httpx.MockTransport(_mock_sse))
+    sse_cached = httpx.Client(
+        transport=CacheTransport(cache, transport=httpx.MockTransport(_mock_sse))
+    )
+    read_stream(sse_cached)()
+    sse_floor = median_us(read_stream(sse_plain), n)
+    sse_hit = median_us(read_stream(sse_cached), n)
+    rows.append(("httpx stream + MockTransport (no cache)", sse_floor, "1.00x (baseline)"))
+    rows.append(
+        ("httpx stream + CacheTransport hit", sse_hit, f"{sse_hit / sse_floor:.2f}x stream+mock")
+    )
 
     try:
         import openai
