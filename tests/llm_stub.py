@@ -41,6 +41,7 @@ class LLMStub:
         """If set, streams pause after their second event until it is set (10 s at most)."""
         self.gate: threading.Event | None = None
         """If set, answers wait for it: a test holds calls in flight with it."""
+        self.tool_args: dict[str, Any] = {"city": "Paris"}
         self.input_tokens = 11
         self.output_tokens = 7
         self._lock = threading.Lock()
@@ -84,7 +85,9 @@ class LLMStub:
                     return
                 path = self.path.rstrip("/")
                 text = "echo: " + _last_user_text(body.get("messages") or body.get("input"))
-                if path == "/v1/chat/completions":
+                if path == "/v1/chat/completions" and body.get("tools") and not body.get("stream"):
+                    self._send(200, stub._chat_tool_call(body))
+                elif path == "/v1/chat/completions":
                     if body.get("stream"):
                         self._stream(stub._chat_events(body, text))
                     else:
@@ -125,8 +128,11 @@ class LLMStub:
                 for i, event in enumerate(items):
                     if i == 2 and stub.mid_stream is not None:
                         stub.mid_stream.wait(10)
-                    self.wfile.write((event + "\n\n").encode())
-                    self.wfile.flush()
+                    try:
+                        self.wfile.write((event + "\n\n").encode())
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):  # the client went away
+                        break
                 self.close_connection = True
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -170,6 +176,20 @@ class LLMStub:
                          "message": {"role": "assistant", "content": text}}],
             "usage": self._usage(),
         }  # fmt: skip
+
+    def _chat_tool_call(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A call of the first offered tool, with :attr:`tool_args`."""
+        name = body["tools"][0]["function"]["name"]
+        call = {"id": f"call_{uuid.uuid4().hex[:8]}", "type": "function",
+                "function": {"name": name, "arguments": json.dumps(self.tool_args)}}  # fmt: skip
+        answer = self._chat(body, "")
+        answer["choices"][0]["message"] = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [call],
+        }
+        answer["choices"][0]["finish_reason"] = "tool_calls"
+        return answer
 
     def _chat_events(self, body: dict[str, Any], text: str) -> Iterator[str]:
         cid = f"chatcmpl-{uuid.uuid4().hex}"

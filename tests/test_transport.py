@@ -649,3 +649,77 @@ def test_a_miss_carries_upstream_headers_and_a_hit_does_not(stub: LLMStub, cache
     hit = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
     assert "x-request-id" in miss.headers  # the SDK's request_id works on a miss
     assert "x-request-id" not in hit.headers  # never stored, so never replayed
+
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+
+
+def test_tool_calls_are_shown_and_their_edits_served(stub: LLMStub, cache: Cache) -> None:
+    client = oai(stub, cache)
+    first = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, tools=TOOLS)
+    (entry,) = cache.entries()
+    shown = orjson.loads(entry.value[: entry.value.index("\n\n--- sheetcache")])
+    assert shown == [{"tool_call": "weather", "arguments": '{"city": "Paris"}'}]
+    _review(cache, '{\\"city\\": \\"Paris\\"}', '{\\"city\\": \\"Lyon\\"}')
+    again = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, tools=TOOLS)
+    (call,) = again.choices[0].message.tool_calls or []
+    assert orjson.loads(call.function.arguments) == {"city": "Lyon"}  # type: ignore[union-attr]
+    assert call.id == first.choices[0].message.tool_calls[0].id  # type: ignore[index]
+    assert len(stub.posts()) == 1
+
+
+_KILLED_CHILD = """
+import sys, httpx, openai
+from sheetcache import Cache
+from sheetcache.transport import CacheTransport
+cache = Cache(sys.argv[1])
+client = openai.OpenAI(api_key="sk-x", base_url=sys.argv[2],
+                       http_client=httpx.Client(transport=CacheTransport(cache)))
+stream = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "q"}], stream=True)
+next(iter(stream))
+print("reading", flush=True)
+sys.stdin.read()  # blocks until killed
+"""
+
+
+def test_a_process_killed_mid_stream_stores_nothing(
+    stub: LLMStub, db: Path, subprocess_env: dict[str, str]
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    stub.mid_stream = threading.Event()
+    with subprocess.Popen(
+        [sys.executable, "-c", _KILLED_CHILD, f"sqlite:///{db}", stub.url + "/v1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=subprocess_env, text=True,
+    ) as child:  # fmt: skip
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "reading"
+            child.send_signal(signal.SIGKILL)
+            child.wait(30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+            stub.mid_stream.set()
+    with Cache(f"sqlite:///{db}") as cache:
+        assert list(cache.entries()) == []
+        stub.mid_stream = None
+        client = oai(stub, cache)
+        messages = [{"role": "user", "content": "q"}]
+        assert (
+            len(
+                list(client.chat.completions.create(model="gpt-4o", messages=messages, stream=True))
+            )
+            > 2
+        )
+    assert len(stub.posts()) == 2
