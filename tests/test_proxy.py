@@ -234,3 +234,34 @@ def test_healthz_says_when_the_store_is_down(stub: LLMStub) -> None:
         cache.close(timeout=0.5)
     assert health["status"] == "degraded"
     assert health["store"]["reachable"] is False and "Connection" in health["store"]["error"]
+
+
+def test_the_cli_serves_the_proxy(stub: LLMStub, db: Path, subprocess_env: dict[str, str]) -> None:
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "sheetcache.cli", "proxy", "--upstream", stub.url,
+               "--url", f"sqlite:///{db}", "--port", str(port)]  # fmt: skip
+    with subprocess.Popen(command, env=subprocess_env, stderr=subprocess.PIPE) as server:
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:  # poll until uvicorn listens, with a generous deadline
+                try:
+                    health = httpx.get(base + "/healthz").json()
+                    break
+                except httpx.TransportError:
+                    assert server.poll() is None, "the proxy exited"
+                    assert time.monotonic() < deadline, "the proxy did not start"
+                    time.sleep(0.05)
+            assert health["store"]["url"] == f"sqlite:///{db}"
+            with openai.OpenAI(api_key=SECRET, base_url=base + "/v1", max_retries=0) as c:
+                for _ in range(2):
+                    c.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+            assert len(stub.posts()) == 1
+        finally:
+            server.terminate()
+            server.wait(30)
