@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import re
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,7 +92,9 @@ class Call:
     """The genai-prices provider id for the host, if it is a known one."""
 
 
-def call_for(method: str, host: str, path: str, body: bytes) -> Call | None:
+def call_for(
+    method: str, host: str, path: str, body: bytes, query: str | bytes = ""
+) -> Call | None:
     """The cacheable call a request is, or None to pass it through.
 
     Args:
@@ -98,6 +102,9 @@ def call_for(method: str, host: str, path: str, body: bytes) -> Call | None:
         host: the host (and port, if not the scheme's default) the request goes to.
         path: the URL path, without the query.
         body: the raw request body.
+        query: the URL's query string. Its parameters (an Azure ``api-version``, say) join
+            the key as ``query``, sorted, except those named like a credential (``key``,
+            ``api-key``, ``token``, ``sig``...), which are neither in the key nor stored.
 
     Returns:
         None unless the route is cached and the body is a JSON object.
@@ -121,8 +128,20 @@ def call_for(method: str, host: str, path: str, body: bytes) -> Call | None:
         "endpoint": f"{method} {host}{path.rstrip('/')}",
         "integration": KEY_FORMAT,
     }
+    params = _query_params(query)
+    if params:
+        key_parts["query"] = params
     bare_host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     return Call(api, prompt, key_parts, data.get("stream") is True, _PROVIDERS.get(bare_host))
+
+
+_SECRET_PARAM = re.compile(r"key|token|secret|sig|auth|password|credential", re.IGNORECASE)
+
+
+def _query_params(query: str | bytes) -> list[list[str]]:
+    text = query.decode("latin-1") if isinstance(query, bytes) else query
+    pairs = urllib.parse.parse_qsl(text, keep_blank_values=True)
+    return sorted([k, v] for k, v in pairs if not _SECRET_PARAM.search(k))
 
 
 # -- the stored answer -------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def _host(request: Any) -> str:
 
 
 def _call_of(request: Any, body: bytes) -> Call | None:
-    return call_for(request.method, _host(request), request.url.path, body)
+    return call_for(request.method, _host(request), request.url.path, body, request.url.query)
 
 
 def _stored(answer: HTTPAnswer, call: Call) -> Any:

@@ -83,7 +83,7 @@ class LLMStub:
                         stub.fail_with, {"error": {"message": "overloaded", "type": "server_error"}}
                     )
                     return
-                path = self.path.rstrip("/")
+                path = self.path.split("?")[0].rstrip("/")
                 text = "echo: " + _last_user_text(body.get("messages") or body.get("input"))
                 if path == "/v1/chat/completions" and body.get("tools") and not body.get("stream"):
                     self._send(200, stub._chat_tool_call(body))

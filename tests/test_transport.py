@@ -723,3 +723,22 @@ def test_a_process_killed_mid_stream_stores_nothing(
             > 2
         )
     assert len(stub.posts()) == 2
+
+
+def test_query_parameters_key_but_credentials_in_them_never_do(
+    stub: LLMStub, cache: Cache, db: Path
+) -> None:
+    body = {"model": "gpt-4o", "messages": MESSAGES}
+    url = stub.url + "/v1/chat/completions"
+    with httpx.Client(transport=CacheTransport(cache)) as raw:
+        states = [
+            raw.post(url, params=params, json=body).headers["x-sheetcache"]
+            for params in (
+                {"api-version": "2024-06-01", "api-key": SECRET},
+                {"api-key": "another-key", "api-version": "2024-06-01"},
+                {"api-version": "2025-01-01", "key": SECRET},
+            )
+        ]
+    assert states == ["miss", "hit", "miss"]  # the version keys; the key in the URL does not
+    cache.flush()
+    assert SECRET.encode() not in stored_bytes(db)
