@@ -7,8 +7,9 @@ Cached: ``POST`` to an OpenAI-compatible ``/chat/completions``, ``/responses``,
 Everything else goes through untouched.
 
 The key (see :func:`call_for`) is the canonical body (the core sorts object keys at every
-depth, so key order never matters), the method, the host and the path. Headers are never
-part of it (API keys, SDK versions, retry counts) and never stored.
+depth, so key order never matters), the method, the host, the path and any query parameters
+not named like a credential. Headers are never part of it (API keys, SDK versions, retry
+counts) and never stored.
 
 The stored text (see :func:`_encode`) is the assistant's text, a marker line, and one line
 of JSON holding the provider's response with that text left out. A reviewer edits the text;

@@ -18,6 +18,7 @@ import openai
 import orjson
 import pytest
 from llm_stub import LLMStub
+from redis_fixtures import redis_server_fixture, redis_url_fixture  # noqa: F401
 from sheets_fixtures import Sheet, emulator, sheet  # noqa: F401
 
 from sheetcache import Cache
@@ -742,3 +743,45 @@ def test_query_parameters_key_but_credentials_in_them_never_do(
     assert states == ["miss", "hit", "miss"]  # the version keys; the key in the URL does not
     cache.flush()
     assert SECRET.encode() not in stored_bytes(db)
+
+
+_RACER = """
+import sys, httpx, openai
+from sheetcache import Cache
+from sheetcache.transport import CacheTransport
+with Cache(sys.argv[1]) as cache:
+    client = openai.OpenAI(api_key="sk-x", base_url=sys.argv[2], max_retries=0,
+                           http_client=httpx.Client(transport=CacheTransport(cache)))
+    answer = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "race"}])
+    print(answer.choices[0].message.content, flush=True)
+"""
+
+
+def test_processes_on_one_redis_store_send_one_request(
+    stub: LLMStub, redis_url: str, subprocess_env: dict[str, str]
+) -> None:
+    """Cross-process single-flight, as in the core: N processes, one upstream call."""
+    import subprocess
+    import sys
+    import threading
+
+    stub.gate = threading.Event()
+    command = [sys.executable, "-c", _RACER, redis_url, stub.url + "/v1"]
+    racers = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, env=subprocess_env, text=True)
+        for _ in range(3)
+    ]
+    try:
+        # Hold the first call upstream; without single-flight the others would arrive too.
+        deadline = time.monotonic() + 5
+        while len(stub.posts()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stub.gate.set()
+        outputs = [racer.communicate(timeout=60)[0].strip() for racer in racers]
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+            racer.wait()
+    assert outputs == ["echo: race"] * 3
+    assert len(stub.posts()) == 1
