@@ -19,22 +19,27 @@ import os
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import orjson
 
-from sheetcache import _modes
+from sheetcache import _explain, _modes
 from sheetcache._answer import Lookup
 from sheetcache._cachekey import cache_key
 from sheetcache._codec import decode_value, encode_value, is_immutable
 from sheetcache._errors import CacheMissError, ConfigError
+from sheetcache._explain import SCAN_LIMIT, Explanation
 from sheetcache._flight import Flight, Flights
-from sheetcache._keys import canonical_bytes, has_non_finite, lookup_bytes
+from sheetcache._keys import (
+    canonical_bytes,
+    has_non_finite,
+    lookup_bytes,
+    parse_canonical,
+)
 from sheetcache._l1 import DECODE, L1, L1Item, hit_record, l1_hash
-from sheetcache._logging import OutageLog
 from sheetcache._miss import (
     CALL,
     MISS,
@@ -43,12 +48,13 @@ from sheetcache._miss import (
     miss_steps,
     run_async,
     run_sync,
-    sample_steps,
     unwrap,
 )
 from sheetcache._modes import OFF, OVERRIDES, READ_WRITE, REFRESH, REPLAY
 from sheetcache._outbox import Flusher, Outbox, outbox_path
+from sheetcache._samples import Samples
 from sheetcache._stats import CacheStats, Counters
+from sheetcache._store import Store
 from sheetcache.backends._registry import backend_from_url, default_url
 from sheetcache.backends.base import Backend, Entry
 
@@ -58,7 +64,6 @@ log = logging.getLogger("sheetcache")
 
 T = TypeVar("T")
 _UNSET: Any = object()
-_SAMPLE_PART = "sheetcache.sample"  # the key part that tells a sample's rows apart
 _ids = itertools.count(1)
 
 
@@ -95,6 +100,11 @@ class Cache:
             process may hold a key's lock before this one computes the answer itself.
         mode: ``"read-write"`` (default), ``"replay"``, ``"refresh"`` or ``"off"``; default
             ``$SHEETCACHE_MODE``. See :mod:`sheetcache._modes` and :meth:`override`.
+        legacy_keys: on a miss, also look up the key the previous key format gave the same
+            question, and re-key a found entry (serve it, store it under the current key).
+            None (default): do so until 1,000 misses in a row found nothing
+            there (a store without old entries stops paying the ~5 us per miss); True:
+            always; False: never (``sheetcache migrate`` re-keys a whole store at once).
 
     Example:
         >>> cache = Cache("memory://")
@@ -115,6 +125,7 @@ class Cache:
         outbox: str | Path | None = None,
         lock_timeout: float = 120.0,
         mode: str | None = None,
+        legacy_keys: bool | None = None,
     ) -> None:
         if not isinstance(namespace, str) or not namespace:
             raise ConfigError(f"namespace must be a non-empty str, not {namespace!r}")
@@ -130,25 +141,22 @@ class Cache:
         )
         self.url = self.backend.url
         self._id = next(_ids)
-        # Compare-and-delete token for cross-process locks: no other Cache can release ours.
-        self._owner = f"{os.getpid()}:{uuid.uuid4().hex}"
         self._l1 = L1(l1_size)
         self._l1_items = self._l1.items  # read directly on the hot path
         self._counters = Counters()
         self._log_hit = self._counters.hit_log.append
         self._flights = Flights()
-        self._reads = OutageLog(f"reading from {self.url}")
-        self._writes = OutageLog(f"storing in {self.url}")
-        self._locks = OutageLog(f"locking in {self.url}")
-        self._served_here: dict[str, int] = {}  # sample key -> hits served (non-local stores)
-        self._refresh_slots: dict[str, int] = {}
+        self._samples = Samples(self)
         self._closed = False
         self._outbox = (
             None if self.backend.local else Outbox(outbox or outbox_path(self.backend.url))
         )
-        self._queueing = OutageLog(
-            f"queueing in {self._outbox.path}" if self._outbox else "queueing"
-        )
+        self._store = Store(
+            self.backend, self._outbox, self._counters, namespace=namespace,
+            # Compare-and-delete token for cross-process locks: no other Cache releases ours.
+            owner=f"{os.getpid()}:{uuid.uuid4().hex}", lock_timeout=lock_timeout,
+            legacy_keys=legacy_keys,
+        )  # fmt: skip
         self._flusher = Flusher(
             self.backend, self._outbox, self._counters.take_hits, self._counters.return_hits,
             self._counters.error, interval=self.backend.flush_interval,
@@ -244,7 +252,7 @@ class Cache:
                 if value is not MISS:
                     return value
         req = self._request(prompt, key_parts, mode, False, False, _UNSET, lk)
-        value = self._serve(req, self._fetch(req))
+        value = self._serve(req, self._store.fetch(req))
         if value is MISS:
             if mode is REPLAY:
                 raise self._miss_error(req)
@@ -269,11 +277,32 @@ class Cache:
             (True, '4', 64)
         """
         req = self._request(prompt, key_parts, READ_WRITE, False, False, _UNSET, None)
-        entry = self._fetch(req)
+        entry = self._store.fetch(req)
         value = self._serve(req, entry)
         if value is MISS or entry is None:
             return Lookup(False, req.k.key)
         return Lookup(True, req.k.key, value, entry.metadata, entry)
+
+    def explain(
+        self, prompt: Any, *, limit: int | None = SCAN_LIMIT, **key_parts: Any
+    ) -> Explanation:
+        """Why ``prompt`` with ``key_parts`` hits or misses: for a miss, the nearest stored
+        entry of the namespace and the key paths that differ from it.
+
+        Reads at most ``limit`` entries of the namespace (None: all); see
+        :func:`sheetcache._explain.explain` for how the search is bounded. It never calls
+        or stores anything, whatever the mode.
+
+        Example:
+            >>> cache = Cache("memory://")
+            >>> _ = cache.get_or_call("Hi", lambda p: "Hello", model="m", temperature=0.2)
+            >>> cache.explain("Hi", model="m", temperature=0.7).diff
+            ['parts.temperature: 0.2 → 0.7']
+
+        Raises:
+            TypeError: the prompt or a key part cannot be keyed.
+        """
+        return _explain.explain(self, prompt, dict(key_parts), limit=limit)
 
     def set(
         self,
@@ -303,7 +332,7 @@ class Cache:
             return req.k.key
         entry = self._make_entry(req, value, metadata or {}, None)  # raises, as documented
         self._remember(req, entry, value)
-        self._write(entry, False)
+        self._store.write(entry, False)
         return req.k.key
 
     def delete(self, prompt: Any, **key_parts: Any) -> bool:
@@ -338,14 +367,19 @@ class Cache:
     def cached(self, fn: Callable[..., T], /) -> Callable[..., T]: ...
     @overload
     def cached(
-        self, fn: None = None, /, *, ttl: float | timedelta | None = ..., **key_parts: Any
-    ) -> Callable[[Callable[..., T]], Callable[..., T]]: ...
+        self, fn: None = None, /, *, ttl: float | timedelta | None = ...,
+        ignore: Collection[str] = ..., include: Collection[str] = ..., source: bool = ...,
+        samples: int = ..., **key_parts: Any,
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]: ...  # fmt: skip
     def cached(self, fn: Any = None, /, *, ttl: Any = _UNSET, **key_parts: Any) -> Any:
         """Decorate a sync or async function so calls with equal arguments are cached.
 
         The key holds the function's module and qualified name, its bound arguments (with
-        defaults applied, so ``f(1)`` and ``f(x=1)`` share an entry) and ``key_parts``.
-        See :func:`sheetcache._decorator.cached` for the details.
+        defaults applied, so ``f(1)`` and ``f(x=1)`` share an entry), a hash of its source
+        (``source=False`` to leave it out) and ``key_parts``. Left out: ``self``/``cls`` (a
+        method keys by its class, and ``__cache_key__()`` if defined), pydantic-ai
+        ``RunContext`` arguments, names in ``ignore``, and secret-named arguments unless
+        named in ``include``. See :func:`sheetcache._decorator.cached` for the details.
 
         Example:
             >>> cache = Cache("memory://")
@@ -358,6 +392,16 @@ class Cache:
         from sheetcache._decorator import cached
 
         return cached(self, fn, ttl=ttl, **key_parts)
+
+    @property
+    def legacy_keys(self) -> bool | None:
+        """Whether misses also look up the previous key format (None: until 1,000 in a row
+        found nothing there). Settable."""
+        return self._store.legacy_keys
+
+    @legacy_keys.setter
+    def legacy_keys(self, value: bool | None) -> None:
+        self._store.legacy_keys = value
 
     @property
     def stats(self) -> CacheStats:
@@ -464,7 +508,7 @@ class Cache:
         req = self._request(prompt, key_parts, mode, refresh, store, ttl, lk)
         if samples == 1:
             return None, miss_steps(self, req)
-        return None, sample_steps(self, self._sample_requests(req, samples))
+        return None, self._samples.steps(req, samples)
 
     def _l1_serve(self, item: L1Item, prompt: Any, key_parts: Mapping[str, Any]) -> Any:
         if item.has_null and (has_non_finite(prompt) or has_non_finite(key_parts)):
@@ -491,48 +535,11 @@ class Cache:
     ) -> Request:  # fmt: skip
         k = cache_key(prompt, self.namespace, key_parts, lookup=lk, with_lookup=bool(self._l1.size))
         serve = not refresh and mode is not REFRESH
+        if ttl is not _UNSET:
+            _seconds(ttl)  # a bad ttl is the caller's error: say so before anything is paid
         return Request(prompt, key_parts, k, serve, mode is REPLAY, store, ttl)
 
-    # -- steps of the miss protocol (see sheetcache._miss); I/O steps never raise --------
-
-    def _fetch(self, req: Request) -> Entry | None:
-        key = req.k.key
-        try:
-            entry = self.backend.lookup(key)
-            self._reads.ok()
-        except Exception as exc:  # noqa: BLE001 - fail open: a broken store is a miss
-            self._counters.error(exc)
-            self._reads.failed(exc, "calls go through uncached until it recovers")
-            entry = None
-        if (entry is None or entry.status == "rejected") and self._outbox is not None:
-            # Not flushed yet: a fresh answer (perhaps the one replacing a rejected row).
-            try:
-                entry = self._outbox.find(key) or entry
-            except Exception as exc:  # noqa: BLE001 - an unreadable queued row is a miss
-                self._counters.error(exc)
-                log.warning("sheetcache: queued answer %s unreadable (%s)", key, exc)
-        return entry
-
-    def _fetch_many(self, reqs: list[Request]) -> dict[str, Entry]:
-        keys = [r.k.key for r in reqs]
-        try:
-            found = self.backend.get_many(keys)
-            self._reads.ok()
-        except Exception as exc:  # noqa: BLE001
-            self._counters.error(exc)
-            self._reads.failed(exc, "calls go through uncached until it recovers")
-            found = {}
-        if self._outbox is not None:
-            for key in keys:
-                if key not in found or found[key].status == "rejected":
-                    try:
-                        queued = self._outbox.find(key)
-                    except Exception as exc:  # noqa: BLE001
-                        self._counters.error(exc)
-                        queued = None
-                    if queued is not None:
-                        found[key] = queued
-        return found
+    # -- decisions of the miss protocol (see sheetcache._miss) ---------------------------
 
     def _usable(self, entry: Entry | None, now: float) -> Any:
         """The decoded answer of a servable entry, else MISS."""
@@ -561,9 +568,11 @@ class Cache:
         return MISS if item is None else self._l1_serve(item, req.prompt, req.key_parts)
 
     def _remember(self, req: Request, entry: Entry, value: Any) -> L1Item:
+        """Put a stored answer in the L1; the item also counts hits on it."""
+        if not req.k.lookup:  # no L1: only what a hit needs to be counted
+            return hit_record(entry.key, entry.duration, entry.metadata)
         item = L1Item(req.k.lookup, entry, value)
-        if req.k.lookup:
-            self._l1.put(item)
+        self._l1.put(item)
         return item
 
     def _followed(self, flight: Flight, value: Any) -> Any:
@@ -574,28 +583,17 @@ class Cache:
         return value
 
     def _miss_error(self, req: Request) -> CacheMissError:
+        why = ""
+        try:
+            why = "\n" + str(self.explain(req.prompt, **req.key_parts))
+        except Exception as exc:  # noqa: BLE001 - the miss itself is the news: never mask it
+            log.debug("sheetcache: could not explain the miss of %s: %s", req.k.key, exc)
         return CacheMissError(
             f"replay mode: no stored answer for key {req.k.key[:12]} in namespace "
             f"{self.namespace!r}, and replay never calls the function. Record it first with "
-            "mode='read-write' (or unset $SHEETCACHE_MODE).",
+            f"mode='read-write' (or unset $SHEETCACHE_MODE).{why}",
             req.k.key,
         )
-
-    def _try_lock(self, key: str) -> bool | None:
-        try:
-            got = self.backend.try_lock(key, self.lock_timeout, self._owner)
-            self._locks.ok()
-            return got
-        except Exception as exc:  # noqa: BLE001 - no lock service: compute, don't fail
-            self._counters.error(exc)
-            self._locks.failed(exc, "concurrent processes may each compute the same answer")
-            return None
-
-    def _unlock(self, key: str) -> None:
-        try:
-            self.backend.unlock(key, self._owner)
-        except Exception as exc:  # noqa: BLE001 - the lock expires on its own
-            self._counters.error(exc)
 
     def _make_entry(
         self, req: Request, value: Any, metadata: Mapping[str, Any], duration: float | None
@@ -604,7 +602,7 @@ class Cache:
         value_type, text = encode_value(value)
         lifetime = self.ttl if req.ttl is _UNSET else _seconds(req.ttl)
         now = time.time()
-        _version, namespace, prompt, key_parts = orjson.loads(req.k.canonical)
+        namespace, prompt, key_parts = parse_canonical(req.k.canonical)
         return Entry(
             req.k.key, text, value_type, namespace, prompt, key_parts, now,
             None if lifetime is None else now + lifetime, 0, None, duration,
@@ -626,78 +624,6 @@ class Cache:
                         req.k.key[:12], exc)  # fmt: skip
             return None
         return entry
-
-    def _write(self, entry: Entry, direct: bool) -> None:
-        """Durable local write: the backend if it is local (or we hold its lock), else the
-        outbox. Never raises: the caller already has the answer."""
-        if direct or self._outbox is None:
-            try:
-                self.backend.put_many([entry])
-                self._writes.ok()
-                return
-            except Exception as exc:  # noqa: BLE001
-                self._counters.error(exc)
-                self._writes.failed(exc, "answers are returned but not stored")
-                if self._outbox is None:
-                    return
-        try:
-            self._outbox.append([entry])
-            self._queueing.ok()
-        except Exception as exc:  # noqa: BLE001
-            self._counters.error(exc)
-            self._queueing.failed(exc, "answers are returned but not stored")
-
-    def _record_hits(self, hits: dict[str, tuple[int, float]]) -> None:
-        try:
-            self.backend.record_hits(hits)
-        except Exception as exc:  # noqa: BLE001
-            self._counters.error(exc)
-            self._counters.return_hits(hits)
-
-    # -- samples -----------------------------------------------------------------------
-
-    def _sample_requests(self, req: Request, n: int) -> list[Request]:
-        reqs = [req]
-        for i in range(1, n):
-            parts = {**req.key_parts, _SAMPLE_PART: i}
-            k = cache_key(req.prompt, self.namespace, parts, with_lookup=bool(self._l1.size))
-            reqs.append(Request(req.prompt, parts, k, req.serve, req.replay, req.store, req.ttl,
-                                legacy=False))  # fmt: skip
-        return reqs
-
-    def _pick_sample(
-        self, reqs: list[Request], found: dict[str, Entry], *, allow_partial: bool
-    ) -> tuple[Request, Entry, Any] | None:
-        """The least-served usable sample once all exist (or any, if ``allow_partial``)."""
-        now = time.time()
-        usable: list[tuple[int, int, Request, Entry]] = []
-        for i, req in enumerate(reqs):
-            entry = found.get(req.k.key)
-            if entry is None or entry.status == "rejected" or entry.is_expired(now):
-                found.pop(req.k.key, None)
-                continue
-            usable.append((entry.hits + self._served_here.get(req.k.key, 0), i, req, entry))
-        if not usable or (len(usable) < len(reqs) and not allow_partial):
-            return None
-        for _score, _i, req, entry in sorted(usable, key=lambda u: (u[0], u[1])):
-            value = self._usable(entry, now)
-            if value is not MISS:
-                return req, entry, value
-            found.pop(req.k.key, None)  # undecodable: refill it
-        return None
-
-    def _served_sample(self, req: Request, entry: Entry, value: Any) -> Any:
-        if not self.backend.local:
-            self._served_here[req.k.key] = self._served_here.get(req.k.key, 0) + 1
-            self._log_hit(hit_record(req.k.key, entry.duration, entry.metadata))
-        else:  # already recorded in the store by the protocol
-            self._log_hit(hit_record("", entry.duration, entry.metadata))
-        return value
-
-    def _next_refresh_slot(self, key: str, n: int) -> int:
-        slot = self._refresh_slots.get(key, 0)
-        self._refresh_slots[key] = (slot + 1) % n
-        return slot
 
 
 def _off_steps() -> Steps:

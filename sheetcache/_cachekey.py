@@ -1,16 +1,15 @@
 """The front's one key call: lookup bytes, canonical bytes and the stored key, together.
 
 :mod:`sheetcache._keys` defines the forms; this module is the only place in the front that
-turns them into a stored key, so the sha256 of the canonical bytes is written once.
+turns them into a stored key, through :func:`~sheetcache._keys.key_of` (the one sha256).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from sheetcache._keys import canonical_bytes, lookup_bytes
+from sheetcache._keys import canonical_bytes, key_of, lookup_bytes
 
 __all__ = ["CacheKey", "cache_key", "digest"]
 
@@ -26,9 +25,9 @@ class CacheKey(NamedTuple):
     """The stored key: sha256 hex of :attr:`canonical`."""
 
 
-def digest(canonical: bytes) -> str:
-    """The stored key of canonical key bytes (64 lowercase hex characters)."""
-    return hashlib.sha256(canonical).hexdigest()
+#: The stored key of canonical key bytes (64 lowercase hex characters): the package's one
+#: sha256 of a key, :func:`sheetcache._keys.key_of`.
+digest = key_of
 
 
 def cache_key(
@@ -50,4 +49,4 @@ def cache_key(
     canonical = canonical_bytes(prompt, namespace, key_parts)
     if lookup is None:
         lookup = lookup_bytes(prompt, namespace, key_parts) if with_lookup else b""
-    return CacheKey(lookup, canonical, hashlib.sha256(canonical).hexdigest())
+    return CacheKey(lookup, canonical, key_of(canonical))

@@ -1,28 +1,29 @@
-"""In-process single-flight: concurrent identical misses (threads and tasks) share one call."""
+"""In-process single-flight: concurrent identical misses (threads and tasks) share one call.
+
+A miss pays for one flight per key, so a flight is a plain object with no lock of its own:
+the registry's one condition variable guards every flight and wakes waiting threads, and
+waiting tasks get a future resolved on their own loop. Followers are rare; leaders are not.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # asyncio is imported when a task first waits: `import sheetcache` stays light
+    import asyncio
 
 __all__ = ["Flight", "Flights"]
 
 
 class Flight:
-    """One in-progress miss that concurrent identical calls wait on.
+    """One in-progress miss that concurrent identical calls wait on."""
 
-    A plain lock, held from creation until the leader finishes, is the signal: thread
-    waiters acquire and release it; task waiters get a future resolved on their own loop.
-    Much cheaper to create than a threading.Event on every miss.
-    """
+    __slots__ = ("_async_waiters", "_flights", "error", "finished", "record", "stored", "value",
+                 "waiting")  # fmt: skip
 
-    __slots__ = ("_async_waiters", "_gate", "_lock", "error", "finished", "record", "stored",
-                 "value")  # fmt: skip
-
-    def __init__(self) -> None:
-        self._gate = threading.Lock()
-        self._gate.acquire()
+    def __init__(self, flights: Flights) -> None:
+        self._flights = flights
         self.finished = False
         self.value: Any = None
         self.error: BaseException | None = None
@@ -30,18 +31,9 @@ class Flight:
         """(value_type, text) once stored, so each follower decodes its own copy."""
         self.record: Any = None
         """What a follower's hit counts (an :class:`~sheetcache._l1.L1Item`)."""
+        self.waiting = 0
+        """Followers that have joined (threads and tasks), so tests can wait for them."""
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        self._lock = threading.Lock()
-
-    def finish(self, value: Any = None, error: BaseException | None = None) -> None:
-        """Publish the leader's answer (or exception) to every waiter."""
-        self.value, self.error = value, error
-        with self._lock:
-            self.finished = True
-            waiters, self._async_waiters = self._async_waiters, []
-        self._gate.release()
-        for loop, fut in waiters:
-            loop.call_soon_threadsafe(_set_done, fut)
 
     def result(self) -> Any:
         if self.error is not None:
@@ -50,14 +42,20 @@ class Flight:
 
     def wait(self) -> Any:
         """Block this thread until the leader finishes; its answer or exception."""
-        with self._gate:
-            pass
+        cond = self._flights._cond
+        with cond:
+            self.waiting += 1
+            while not self.finished:
+                cond.wait()
         return self.result()
 
     async def await_result(self) -> Any:
         """Wait without blocking the loop; the leader may be a thread or another task."""
+        import asyncio
+
         fut: asyncio.Future[None] | None = None
-        with self._lock:
+        with self._flights._cond:
+            self.waiting += 1
             if not self.finished:
                 loop = asyncio.get_running_loop()
                 fut = loop.create_future()
@@ -77,24 +75,34 @@ class Flights:
 
     def __init__(self) -> None:
         self._flights: dict[str, Flight] = {}
-        self._lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
 
     def join(self, key: str) -> tuple[Flight, bool]:
         """The key's flight and whether the caller leads it (and must :meth:`land` it)."""
-        with self._lock:
+        with self._cond:
             flight = self._flights.get(key)
             if flight is not None:
                 return flight, False
-            flight = self._flights[key] = Flight()
+            flight = self._flights[key] = Flight(self)
             return flight, True
 
     def values(self) -> list[Flight]:
         """The flights in progress now (tests watch their waiters)."""
-        with self._lock:
+        with self._cond:
             return list(self._flights.values())
 
-    def land(self, key: str, flight: Flight) -> None:
-        """Retire the leader's flight; later callers start a new one."""
-        with self._lock:
+    def land(
+        self, key: str, flight: Flight, value: Any = None, error: BaseException | None = None
+    ) -> None:
+        """Publish the leader's answer (or exception) to every follower and retire the
+        flight: later callers start a new one."""
+        with self._cond:
+            flight.value, flight.error, flight.finished = value, error, True
             if self._flights.get(key) is flight:
                 del self._flights[key]
+            waiters, flight._async_waiters = flight._async_waiters, []
+            if flight.waiting:
+                self._cond.notify_all()
+        if waiters:
+            for loop, fut in waiters:
+                loop.call_soon_threadsafe(_set_done, fut)

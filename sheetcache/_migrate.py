@@ -8,6 +8,12 @@ running the same migration again after an interruption, or after it finished, co
 nothing twice and never overwrites an entry the destination already has (a reviewer's
 verdict in a Sheet stays as it is). A batch that fails is counted and reported, and the
 copy goes on with the next one.
+
+With ``rekey=True``, entries stored under key format 1 (before RFC 8785 keys) are copied
+under their format-2 key instead, with their prompt and parts as format 2 stores them
+(secret-named parts dropped). An entry counts as format 1 when its stored prompt and parts
+give its key under format 1 again; any other entry is copied as it is. Without it, old
+entries keep their key and the cache still finds them through its fallback lookup.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sheetcache._errors import ConfigError
+from sheetcache._keys import canonical_bytes, key_of, legacy_key, parse_canonical
 from sheetcache._urls import backend_from_url
 from sheetcache.backends.base import Backend, Entry
 
@@ -38,6 +45,8 @@ class MigrationResult:
     """Entries created before ``since``."""
     failed: int = 0
     """Entries of batches the destination refused; run again to retry them."""
+    rekeyed: int = 0
+    """Of the copied entries, those moved from key format 1 to format 2 (``rekey=True``)."""
     errors: list[str] = field(default_factory=list)
     """One line per failure: which batch, what the store said."""
     read_error: str | None = None
@@ -83,12 +92,14 @@ def migrate(
     since: float | None = None,
     batch_size: int = 500,
     progress: Callable[[MigrationResult], None] | None = None,
+    rekey: bool = False,
 ) -> MigrationResult:
     """Copy the entries of ``source`` (of ``namespace`` if given, created at or after the
     Unix time ``since`` if given) that ``destination`` does not hold yet.
 
     Writes go straight to ``destination.put_many``, one call per batch. ``progress`` is
-    called with the running totals after each batch.
+    called with the running totals after each batch. ``rekey=True`` copies format-1
+    entries under their format-2 key (see the module docstring).
 
     Example:
         >>> from sheetcache import MemoryBackend
@@ -108,7 +119,7 @@ def migrate(
             elif e.is_expired(now):
                 result.expired += 1
             else:
-                wanted.append(e)
+                wanted.append(_rekeyed(e, result) if rekey else e)
         if wanted:
             try:
                 present = destination.get_many([e.key for e in wanted])
@@ -126,6 +137,23 @@ def migrate(
         if progress is not None:
             progress(result)
     return result
+
+
+def _rekeyed(entry: Entry, result: MigrationResult) -> Entry:
+    """``entry`` under its format-2 key if it is a format-1 entry, else ``entry`` itself."""
+    parts = entry.key_parts or {}
+    if not isinstance(parts, dict) or legacy_key(entry.prompt, entry.namespace, parts) != entry.key:
+        return entry
+    try:
+        canonical = canonical_bytes(entry.prompt, entry.namespace, parts)
+    except TypeError:
+        return entry
+    namespace, prompt, key_parts = parse_canonical(canonical)
+    result.rekeyed += 1
+    return Entry.from_dict(
+        {**entry.to_dict(), "key": key_of(canonical), "namespace": namespace,
+         "prompt": prompt, "key_parts": key_parts}
+    )  # fmt: skip
 
 
 def _batches(

@@ -7,14 +7,14 @@ thin drivers run it, :func:`run_sync` with blocking calls and :func:`run_async` 
 (a worker thread for blocking network steps), so the sync and async paths cannot drift:
 there is only one of each decision.
 
-The front (:class:`sheetcache.Cache`) supplies the steps' implementations; every I/O step
-it supplies is fail-open (it logs, counts and returns "nothing found" or "no lock" instead
-of raising), so only the user's call can raise out of a step.
+The front (:class:`sheetcache.Cache`) supplies the decisions that need its state (serve an
+entry, fill the L1, encode an answer); its :class:`~sheetcache._store.Store` supplies the
+I/O steps, every one fail-open (it logs, counts and returns "nothing found" or "no lock"
+instead of raising), so only the user's call can raise out of a step.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from sheetcache._cache import Cache
     from sheetcache._flight import Flight
 
-__all__ = ["MISS", "Request", "Steps", "miss_steps", "run_async", "run_sync", "sample_steps"]
+__all__ = ["MISS", "Request", "Steps", "miss_steps", "run_async", "run_sync"]
 
 log = logging.getLogger("sheetcache")
 
@@ -81,9 +81,19 @@ def miss_steps(front: Cache, req: Request) -> Steps:
             return value
         if req.replay:
             raise front._miss_error(req)
-    flight, leader = front._flights.join(k.key)
-    if not leader:
-        return front._followed(flight, (yield WAIT, flight))
+    while True:
+        flight, leader = front._flights.join(k.key)
+        if leader:
+            break
+        try:
+            value = yield WAIT, flight
+        except BaseException as exc:
+            if exc is flight.error and not isinstance(exc, Exception):
+                # The leader was cancelled or interrupted, not failed: that is not our
+                # answer. Lead a new flight ourselves.
+                continue
+            raise
+        return front._followed(flight, value)
     locked = False
     error: BaseException | None = None
     value = None
@@ -93,7 +103,7 @@ def miss_steps(front: Cache, req: Request) -> Steps:
             # The previous leader for this key may have finished between our lookup and our
             # joining: look again rather than call twice.
             found = front._l1_value(req)
-            if found is MISS:
+            if found is MISS and front._store.has_locks:
                 got = yield TRY_LOCK, k.key
                 deadline = time.monotonic() + front.lock_timeout
                 delay = 0.005
@@ -119,11 +129,9 @@ def miss_steps(front: Cache, req: Request) -> Steps:
             value = found
         else:
             value = yield from _call_and_store(front, req, flight, locked)
-        flight.finish(value)
     except BaseException as exc:
         error = exc
-        flight.finish(error=exc)
-    front._flights.land(k.key, flight)
+    front._flights.land(k.key, flight, value, error)
     if locked:
         yield UNLOCK, k.key
     if error is not None:
@@ -145,25 +153,6 @@ def _call_and_store(front: Cache, req: Request, flight: Flight, locked: bool) ->
     return value
 
 
-def sample_steps(front: Cache, reqs: list[Request]) -> Steps:
-    """Samples: fill the first missing slot, or serve the least-served one (rotation)."""
-    first = reqs[0]
-    if first.serve:
-        found: dict[str, Any] = yield FETCH_MANY, reqs
-        slot = front._pick_sample(reqs, found, allow_partial=first.replay)
-        if slot is not None:
-            req, entry, value = slot
-            if front.backend.local:  # the store is the shared rotation counter: count now
-                yield RECORD_HITS, {req.k.key: (1, time.time())}
-            return front._served_sample(req, entry, value)
-        if first.replay:
-            raise front._miss_error(first)
-        missing = next((r for r in reqs if r.k.key not in found), reqs[-1])
-    else:  # refresh: replace the samples in turn
-        missing = reqs[front._next_refresh_slot(first.k.key, len(reqs))]
-    return (yield from miss_steps(front, missing))
-
-
 def run_sync(front: Cache, steps: Steps, call: Callable[[], Any]) -> Any:
     """Drive ``steps`` with blocking calls."""
     result: Any = None
@@ -178,7 +167,7 @@ def run_sync(front: Cache, steps: Steps, call: Callable[[], Any]) -> Any:
             if op == CALL:
                 result = call()
             elif op == FETCH:
-                result = front._fetch(arg)
+                result = front._store.fetch(arg)
             elif op == WAIT:
                 result = arg.wait()
             else:
@@ -189,6 +178,8 @@ def run_sync(front: Cache, steps: Steps, call: Callable[[], Any]) -> Any:
 
 async def run_async(front: Cache, steps: Steps, call: Callable[[], Awaitable[Any]]) -> Any:
     """Drive ``steps`` with awaits; blocking network steps run in a worker thread."""
+    import asyncio  # here, not at the top: sync-only users never pay for importing it
+
     result: Any = None
     error: BaseException | None = None
     backend = front.backend
@@ -223,18 +214,19 @@ async def run_async(front: Cache, steps: Steps, call: Callable[[], Awaitable[Any
 
 
 def _blocking_step(front: Cache, op: int, arg: Any) -> Any:
+    store = front._store
     if op == FETCH:
-        return front._fetch(arg)
+        return store.fetch(arg)
     if op == FETCH_MANY:
-        return front._fetch_many(arg)
+        return store.fetch_many(arg)
     if op == TRY_LOCK:
-        return front._try_lock(arg)
+        return store.try_lock(arg)
     if op == UNLOCK:
-        return front._unlock(arg)
+        return store.unlock(arg)
     if op == WRITE:
-        return front._write(*arg)
+        return store.write(*arg)
     if op == RECORD_HITS:
-        return front._record_hits(arg)
+        return store.record_hits(arg)
     if op == SLEEP:
         time.sleep(arg)
         return None

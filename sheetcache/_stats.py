@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from sheetcache._l1 import L1Item
@@ -72,22 +72,26 @@ class Counters:
             self._fold(pending)
 
     def _fold(self, pending: bool) -> None:
-        log, now = self.hit_log, time.time()
-        while log:
-            item = log.popleft()
-            self.hits += 1
-            self.saved_seconds += item.duration
-            self.saved_tokens += item.tokens
+        log = self.hit_log
+        drained = [log.popleft() for _ in range(len(log))]  # others may append meanwhile
+        if not drained:
+            return
+        now = time.time()
+        # Count per item in C first: a re-run hits the same items again and again.
+        for item, n in Counter(drained).items():
+            self.hits += n
+            self.saved_seconds += item.duration * n
+            self.saved_tokens += item.tokens * n
             if item.usd is None:
-                self.unpriced_hits += 1
+                self.unpriced_hits += n
             else:
-                self.saved_usd += item.usd
+                self.saved_usd += item.usd * n
             if pending and item.key:
                 counts = self._pending.get(item.key)
                 if counts is None:
-                    self._pending[item.key] = [1, now]
+                    self._pending[item.key] = [n, now]
                 else:
-                    counts[0] += 1
+                    counts[0] += n
                     counts[1] = now
 
     def snapshot(self, pending_writes: int) -> CacheStats:

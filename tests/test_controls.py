@@ -57,6 +57,19 @@ def test_replay_serves_hits_and_raises_before_any_call(db: str) -> None:
         assert cache.backend.count() == 1  # nothing was stored
 
 
+def test_replay_miss_explains_what_differs(db: str) -> None:
+    with Cache(db) as cache:
+        cache.get_or_call("Hi", lambda p: "Hello", model="m", temperature=0.2)
+        with cache.override(mode="replay"), pytest.raises(CacheMissError) as info:
+            cache.get_or_call("Hi", never, model="m", temperature=0.7)
+        assert "parts.temperature: 0.2 → 0.7" in str(info.value)
+        explanation = cache.explain("Hi", model="m", temperature=0.7)
+        assert not explanation.hit and explanation.key == info.value.key
+        assert explanation.diff == ["parts.temperature: 0.2 → 0.7"]
+        assert str(explanation) in str(info.value)
+        assert cache.explain("Hi", model="m", temperature=0.2).hit
+
+
 async def test_replay_raises_in_async_calls(db: str) -> None:
     with Cache(db, mode="replay") as cache, pytest.raises(CacheMissError):
         await cache.aget_or_call("unknown", anever)
@@ -406,3 +419,147 @@ def test_two_caches_on_one_backend_share_single_flight() -> None:
     u.join(30)
     assert results == ["once", "once"] and calls == ["called"]
     first.close()
+
+
+# -- entries stored under key format 1 ------------------------------------------------------
+
+
+def test_a_store_written_with_format_1_keys_still_hits_and_is_rekeyed(db: str) -> None:
+    from sheetcache import SQLiteBackend
+    from sheetcache._keys import legacy_key
+    from sheetcache.backends.base import Entry
+
+    prompt = [{"role": "user", "content": "What is 2+2?"}]
+    parts = {"model": "gpt-4o", "temperature": 0}
+    old_key = legacy_key(prompt, "default", parts)
+    assert old_key is not None
+    with SQLiteBackend(db.removeprefix("sqlite://")) as store:  # as the previous release wrote it
+        store.put_many([Entry(old_key, "4", "str", "default", prompt, parts, 1_700_000_000.0,
+                              duration=1.5)])  # fmt: skip
+    with Cache(db) as cache:
+        assert cache.key(prompt, **parts) != old_key
+        assert cache.get_or_call(prompt, never, **parts) == "4"
+        assert cache.stats.hits == 1 and cache.stats.saved_seconds == 1.5
+        rekeyed = cache.backend.get_many([cache.key(prompt, **parts)])
+        assert rekeyed[cache.key(prompt, **parts)].value == "4"
+    with Cache(db, legacy_keys=False) as cache:  # found under the current key from now on
+        assert cache.get_or_call(prompt, never, model="gpt-4o", temperature=0.0) == "4"
+    with Cache(db, legacy_keys=False) as cache:  # and without the re-key it would miss
+        assert cache.get_or_call(prompt, lambda p: "other", model="gpt-4o-mini") == "other"
+
+
+def test_legacy_lookups_stop_after_a_run_of_misses_unless_asked_to_keep_on(db: str) -> None:
+    from sheetcache import SQLiteBackend
+    from sheetcache._keys import legacy_key
+    from sheetcache._store import LEGACY_GIVE_UP
+    from sheetcache.backends.base import Entry
+
+    with SQLiteBackend(db.removeprefix("sqlite://")) as store:
+        store.put_many([Entry(legacy_key("old", "default", {}) or "", "from format 1")])
+    with Cache(db, legacy_keys=False) as cache:
+        assert cache.get_or_call("old", lambda p: "called", store=False) == "called"
+    # The last run serves the old entry and re-keys it, so it comes last.
+    for legacy_keys, expected in ((None, "called"), (True, "from format 1")):
+        with Cache(db, legacy_keys=legacy_keys, l1_size=0) as cache:
+            for i in range(LEGACY_GIVE_UP):
+                cache.get_or_call(f"new {i}", lambda p: "new", store=False)
+            assert cache.get_or_call("old", lambda p: "called", store=False) == expected
+
+
+def test_legacy_lookups_never_serve_a_rejected_or_expired_entry(db: str) -> None:
+    from sheetcache import SQLiteBackend
+    from sheetcache._keys import legacy_key
+    from sheetcache.backends.base import Entry
+
+    with SQLiteBackend(db.removeprefix("sqlite://")) as store:
+        store.put_many([
+            Entry(legacy_key("rejected", "default", {}) or "", "bad", status="rejected"),
+            Entry(legacy_key("expired", "default", {}) or "", "old", expires_at=1.0),
+        ])  # fmt: skip
+    with Cache(db) as cache:
+        assert cache.get_or_call("rejected", lambda p: "fresh") == "fresh"
+        assert cache.get_or_call("expired", lambda p: "fresh") == "fresh"
+
+
+# -- the README's examples run as written -------------------------------------------------
+
+
+def test_the_readme_control_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Control for CI and debugging", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) >= 3
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own documentation
+
+
+# -- one protocol: the sync and async shells behave alike ---------------------------------
+
+
+@pytest.mark.parametrize("shell", ["sync", "async"])
+def test_both_shells_wait_for_another_owners_lock_then_warn_and_call(
+    shell: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = MemoryBackend()
+    cache = Cache(backend, lock_timeout=0.3)
+    key = cache.key("q")
+    assert backend.try_lock(key, 60, "another process") is True
+
+    async def acall(prompt: object) -> str:
+        return "computed anyway"
+
+    with caplog.at_level("WARNING", logger="sheetcache"):
+        if shell == "sync":
+            got = cache.get_or_call("q", lambda p: "computed anyway")
+        else:
+            got = asyncio.run(cache.aget_or_call("q", acall))
+    assert got == "computed anyway"
+    assert any("waited 0.3s for another process" in r.getMessage() for r in caplog.records)
+    backend.unlock(key, "another process")
+    cache.close()
+
+
+@pytest.mark.parametrize("shell", ["sync", "async"])
+def test_both_shells_serve_what_the_lock_holder_stored(shell: str) -> None:
+    class CountingBackend(MemoryBackend):
+        tries = 0
+
+        def try_lock(self, key: str, ttl: float, owner: str) -> bool:
+            self.tries += 1
+            return super().try_lock(key, ttl, owner)
+
+    backend = CountingBackend()
+    holder, waiter = Cache(backend), Cache(backend, lock_timeout=30)
+    key = waiter.key("q")
+    assert backend.try_lock(key, 60, "holder") is True
+    results: list[str] = []
+
+    def wait() -> None:
+        if shell == "sync":
+            results.append(waiter.get_or_call("q", never))
+        else:
+            results.append(asyncio.run(waiter.aget_or_call("q", anever)))
+
+    t = threading.Thread(target=wait)
+    t.start()
+    wait_until(lambda: backend.tries >= 3, what="the waiter to poll the lock")
+    holder.set("q", "from the holder")
+    backend.unlock(key, "holder")
+    t.join(30)
+    assert results == ["from the holder"]
+    holder.close()
+    waiter.close()
+
+
+def test_refresh_mode_replaces_samples_in_turn(db: str) -> None:
+    llm = Sampler("first")
+    with Cache(db) as cache:
+        assert [cache.get_or_call("q", llm, samples=2) for _ in range(2)] == ["first 1", "first 2"]
+        fresh = Sampler("fresh")
+        with cache.override(mode="refresh"):
+            got = [cache.get_or_call("q", fresh, samples=2) for _ in range(2)]
+        assert got == ["fresh 1", "fresh 2"] and cache.backend.count() == 2
+        assert {cache.get_or_call("q", never, samples=2) for _ in range(2)} == set(got)

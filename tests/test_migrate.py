@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import orjson
 import pytest
 from backend_contract import entry
 from redis_fixtures import (  # noqa: F401 - fixtures
@@ -17,7 +18,8 @@ from redis_fixtures import (  # noqa: F401 - fixtures
 from redis_server import RedisServer
 from typer.testing import CliRunner
 
-from sheetcache import ConfigError, Entry, SQLiteBackend
+from sheetcache import Cache, ConfigError, Entry, SQLiteBackend
+from sheetcache._keys import legacy_key
 from sheetcache._migrate import migrate, migrate_urls, parse_since
 from sheetcache._urls import backend_from_url
 from sheetcache.backends.base import Backend
@@ -222,3 +224,45 @@ def test_round_trip_through_sheets(source: SQLiteBackend, redis_url: str, tmp_pa
     with SQLiteBackend(tmp_path / "back.db") as got, SQLiteBackend(tmp_path / "source.db") as src:
         # A Sheet writes times as ISO text to the microsecond; everything else is exact.
         assert_same_entries(all_of(got), all_of(src), time_tolerance=1e-6)
+
+
+# -- key format 1 -> 2 ---------------------------------------------------------------------
+
+
+def _format_1_store(path: Path) -> list[tuple[object, dict[str, object]]]:
+    """A SQLite file as sheetcache wrote it before format 2: key, prompt and parts as the
+    old code derived them from its canonical JSON (orjson's numbers, secrets included)."""
+    calls: list[tuple[object, dict[str, object]]] = [
+        ("What is 2+2?", {"model": "gpt-4o", "temperature": 0.0}),
+        ([{"role": "user", "content": "hi"}], {"model": "m", "api_key": "sk-old-secret"}),
+        ({"function": "mod.ask", "arguments": {"q": "x"}}, {"model": "m", "n": (1, 2)}),
+    ]
+    with SQLiteBackend(path) as b:
+        for i, (prompt, parts) in enumerate(calls):
+            key = legacy_key(prompt, "default", parts)
+            assert key is not None
+            stored = orjson.loads(orjson.dumps([prompt, parts]))
+            b.put_many([Entry(key, f"answer {i}", "str", "default", stored[0], stored[1], NOW)])
+    return calls
+
+
+def test_rekey_moves_format_1_entries_to_format_2(tmp_path: Path) -> None:
+    """A cache written by the old key format hits after the upgrade (via migrate rekey)."""
+    calls = _format_1_store(tmp_path / "old.db")
+    with SQLiteBackend(tmp_path / "old.db") as src, SQLiteBackend(tmp_path / "new.db") as dst:
+        dst.put_many([entry(99)])  # an entry already in format 2 is left alone
+        result = migrate(src, dst, rekey=True)
+        assert (result.copied, result.rekeyed, result.failed) == (3, 3, 0)
+        assert migrate(src, dst, rekey=True).skipped == 3  # resumable as before
+        stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("new"))
+        assert b"sk-old-secret" not in stored
+    with Cache(f"sqlite:///{tmp_path / 'new.db'}") as cache:
+        for i, (prompt, parts) in enumerate(calls):
+            assert cache.get_or_call(prompt, lambda p: "called", **parts) == f"answer {i}"
+
+
+def test_without_rekey_format_1_keys_are_kept(tmp_path: Path) -> None:
+    _format_1_store(tmp_path / "old.db")
+    with SQLiteBackend(tmp_path / "old.db") as src, SQLiteBackend(tmp_path / "new.db") as dst:
+        assert migrate(src, dst).rekeyed == 0
+        assert set(all_of(dst)) == set(all_of(src))

@@ -485,7 +485,7 @@ class RedisBackend(Backend):
             size = 0
             for e in batch:
                 touched.add(e.namespace)
-                expire_ms = "" if e.expires_at is None else str(math.ceil(e.expires_at * 1000))
+                expire_ms = "" if e.expires_at is None else str(int(e.expires_at * 1000))
                 group.append([e.key, e.namespace, expire_ms, _fields(e)])
                 size += len(e.value)
                 if len(group) >= _PUT_GROUP or size >= _PUT_GROUP_BYTES:
@@ -563,6 +563,7 @@ class RedisBackend(Backend):
         """Delete the lock only if it still holds our token (compare-and-delete)."""
         with self._tokens_lock:
             token = self._tokens.pop(key, None)
+        token = owner or token
         if token is not None:
             self._unlock(keys=[self._lock_base + key], args=[token], client=self._client())
 
