@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from sheetcache._codec import register_codec
+from sheetcache._keys import is_secret_name
 
 __all__ = ["CODEC_NAME", "Call", "HTTPAnswer", "SSERecorder", "call_for", "is_cached_route"]
 
@@ -120,7 +121,9 @@ def call_for(
     if not isinstance(data, dict):
         return None
     api, prompt_field = route
-    request = dict(data)
+    # A body field named like a secret (an "api_key" some gateways take) is sent upstream
+    # but, like a header, is neither part of the key nor stored.
+    request = {k: v for k, v in data.items() if not is_secret_name(k)}
     prompt = request.pop(prompt_field, None)
     model = request.pop("model", None)
     key_parts = {

@@ -38,6 +38,7 @@ import orjson
 from sheetcache._cache import Cache
 from sheetcache._codec import register_codec
 from sheetcache._errors import MissingDependencyError
+from sheetcache._keys import is_secret_name
 from sheetcache._logging import install_hint
 
 try:
@@ -112,6 +113,8 @@ def key_parts_of(llm_string: str) -> dict[str, Any]:
         params = dict(ast.literal_eval(params_text))
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return {"llm_string": llm_string, "integration": KEY_FORMAT}
+    # A call-time argument named like a secret (api_key=...) is never keyed nor stored.
+    params = {k: v for k, v in params.items() if not (isinstance(k, str) and is_secret_name(k))}
     settings = llm.get("kwargs", {}) if isinstance(llm, dict) else {}
     model = next(
         (v for f in _MODEL_FIELDS for v in (settings.get(f), params.get(f)) if isinstance(v, str)),

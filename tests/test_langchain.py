@@ -227,3 +227,10 @@ def test_global_llm_cache(sqlite_cache: Cache) -> None:
         assert model.calls == 1
     finally:
         set_llm_cache(previous)
+
+
+def test_secret_named_call_arguments_are_not_keyed() -> None:
+    base = '{"id": ["x", "ChatX"], "kwargs": {"model": "m"}, "lc": 1, "type": "constructor"}'
+    parts = key_parts_of(base + "---[('api_key', 'sk-live-123'), ('stop', None)]")
+    assert parts["params"] == {"stop": None}
+    assert "sk-live-123" not in repr(parts)

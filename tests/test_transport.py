@@ -785,3 +785,20 @@ def test_processes_on_one_redis_store_send_one_request(
             racer.wait()
     assert outputs == ["echo: race"] * 3
     assert len(stub.posts()) == 1
+
+
+def test_secret_named_body_fields_are_sent_but_never_keyed_or_stored(
+    stub: LLMStub, cache: Cache, db: Path
+) -> None:
+    url = stub.url + "/v1/chat/completions"
+    with httpx.Client(transport=CacheTransport(cache)) as raw:
+        states = [
+            raw.post(url, json={"model": "gpt-4o", "messages": MESSAGES, "api_key": key}).headers[
+                "x-sheetcache"
+            ]
+            for key in (SECRET, "another")
+        ]
+    assert states == ["miss", "hit"]
+    assert stub.posts()[0]["body"]["api_key"] == SECRET  # upstream got it
+    cache.flush()
+    assert SECRET.encode() not in stored_bytes(db)
