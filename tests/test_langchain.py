@@ -234,3 +234,19 @@ def test_secret_named_call_arguments_are_not_keyed() -> None:
     parts = key_parts_of(base + "---[('api_key', 'sk-live-123'), ('stop', None)]")
     assert parts["params"] == {"stop": None}
     assert "sk-live-123" not in repr(parts)
+
+
+def test_reviewer_edit_of_tool_call_arguments(sqlite_cache: Cache) -> None:
+    lc = LangChainCache(sqlite_cache)
+    message = AIMessage(
+        content="", tool_calls=[{"name": "weather", "args": {"city": "Paris"}, "id": "c1"}]
+    )
+    lc.update("p", "llm", [ChatGeneration(message=message)])
+    (entry,) = sqlite_cache.entries()
+    assert entry.value.startswith('[\n  {\n    "tool_call": "weather"')
+    entry.value = entry.value.replace('"Paris"', '"Lyon"', 1)
+    sqlite_cache.backend.put_many([entry])
+    sqlite_cache._l1.clear()  # noqa: SLF001
+    (generation,) = lc.lookup("p", "llm") or []
+    assert generation.message.tool_calls[0]["args"] == {"city": "Lyon"}  # type: ignore[attr-defined]
+    assert generation.message.tool_calls[0]["id"] == "c1"  # type: ignore[attr-defined]
