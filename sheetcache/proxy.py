@@ -131,10 +131,10 @@ def create_app(
             given = request.headers.get(TOKEN_HEADER, "")
             if not hmac.compare_digest(given.encode(), token.encode()):
                 return refused()
-        url = base.copy_with(
-            raw_path=(prefix + request.url.path).encode()
-            + (b"?" + request.url.query.encode() if request.url.query else b"")
-        )
+        # The path and query as the client sent them (still percent-encoded).
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        query = request.scope.get("query_string") or b""
+        url = base.copy_with(raw_path=prefix.encode() + raw_path + (b"?" + query if query else b""))
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP]
         upstream_request = httpx2.Request(
             request.method,

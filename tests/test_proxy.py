@@ -265,3 +265,20 @@ def test_the_cli_serves_the_proxy(stub: LLMStub, db: Path, subprocess_env: dict[
         finally:
             server.terminate()
             server.wait(30)
+
+
+def test_path_and_query_reach_upstream_as_sent(proxy: Proxy, stub: LLMStub) -> None:
+    httpx.post(
+        proxy.url + "/v1/chat/completions?api-version=2024-06-01&x=a%2Fb",
+        json={"model": "gpt-4o", "messages": MESSAGES},
+    )
+    assert stub.posts()[0]["path"] == "/v1/chat/completions?api-version=2024-06-01&x=a%2Fb"
+
+
+def test_upstream_with_a_base_path(cache: Cache, stub: LLMStub) -> None:
+    with (
+        Proxy(cache, stub.url + "/v1") as proxy,
+        openai.OpenAI(api_key=SECRET, base_url=proxy.url, max_retries=0) as c,
+    ):
+        assert c.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
+    assert stub.posts()[0]["path"] == "/v1/chat/completions"
