@@ -564,7 +564,7 @@ def _encode(answer: HTTPAnswer) -> str:
     return text + _SEPARATOR + orjson.dumps(meta).decode()
 
 
-def _decode(stored: str) -> HTTPAnswer:
+def _decode_unchecked(stored: str) -> HTTPAnswer:
     at = stored.rfind("\n" + _TRAILER + "\n")
     if at < 0:
         raise ValueError("the HTTP response marker line is missing")
@@ -580,6 +580,19 @@ def _decode(stored: str) -> HTTPAnswer:
         body = meta["body"]
         answer.body = _edit_body(api, body, "", text) if answer.edited else body
     return answer
+
+
+def _decode(stored: str) -> HTTPAnswer:
+    """Inverse of :func:`_encode`; a reviewer's edit is put into the provider's shape.
+
+    Raises:
+        ValueError: the text was damaged beyond reading, or the edit does not fit the shape
+            (the entry is then a miss).
+    """
+    try:
+        return _decode_unchecked(stored)
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ValueError(f"the stored HTTP response does not read back: {exc!r}") from None
 
 
 register_codec(CODEC_NAME, HTTPAnswer, _encode, _decode)

@@ -178,7 +178,7 @@ def _load(data: Any) -> Any:
         return load(data, allowed_objects="core")
 
 
-def _decode(text: str) -> Generations:
+def _decode_unchecked(text: str) -> Generations:
     at = text.rfind("\n" + _TRAILER + "\n")
     if at < 0:
         raise ValueError("the LangChain generations marker line is missing")
@@ -214,6 +214,18 @@ def _edited(generation: Generation, text: str) -> Generation:
         new_calls = [{**c, "args": e["args"]} for c, e in zip(calls, edited, strict=True)]
         new_message = message.model_copy(update={"tool_calls": new_calls})
     return ChatGeneration(message=new_message, generation_info=generation.generation_info)
+
+
+def _decode(text: str) -> Generations:
+    """Inverse of :func:`_encode`; a reviewer's edit replaces the text.
+
+    Raises:
+        ValueError: the text was damaged beyond reading (the entry is then a miss).
+    """
+    try:
+        return _decode_unchecked(text)
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ValueError(f"the stored LangChain generations do not read back: {exc!r}") from None
 
 
 register_codec(CODEC_NAME, Generations, _encode, _decode)

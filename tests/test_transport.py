@@ -802,3 +802,24 @@ def test_secret_named_body_fields_are_sent_but_never_keyed_or_stored(
     assert stub.posts()[0]["body"]["api_key"] == SECRET  # upstream got it
     cache.flush()
     assert SECRET.encode() not in stored_bytes(db)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda v: v[: v.index("\n\n--- sheetcache")],  # marker line deleted
+        lambda v: v[:-10],  # JSON cut short
+        lambda v: v.replace('"body":', '"bodx":'),  # a field renamed
+    ],
+    ids=["no-marker", "cut", "renamed"],
+)
+def test_a_damaged_entry_is_a_miss_not_an_error(stub: LLMStub, cache: Cache, damage: Any) -> None:
+    client = oai(stub, cache)
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    (entry,) = cache.entries()
+    entry.value = damage(entry.value)
+    cache.backend.put_many([entry])
+    cache._l1.clear()  # noqa: SLF001
+    answer = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert answer.choices[0].message.content == "echo: What is 2+2?"
+    assert len(stub.posts()) == 2
