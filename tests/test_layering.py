@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "sheetcache.langchain": FACE,
     "sheetcache.transport": FACE,
     "sheetcache.proxy": FACE,
+    "sheetcache._http": FACE,  # the transport and proxy core (sans I/O)
     "sheetcache._demo_agent": FACE,
     "sheetcache._migrate": FACE,
     "sheetcache._cache": CORE,

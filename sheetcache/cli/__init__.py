@@ -21,6 +21,7 @@ from sheetcache.cli import _core  # noqa: E402,F401
 from sheetcache.cli import _emulator  # noqa: E402,F401
 from sheetcache.cli import _sheets  # noqa: E402,F401
 from sheetcache.cli import _migrate  # noqa: E402,F401
+from sheetcache.cli import _proxy  # noqa: E402,F401
 from sheetcache.cli._explain import explain_command  # noqa: E402
 
 app.command("explain")(explain_command)
