@@ -35,6 +35,13 @@ _SCHEMES: dict[str, tuple[str, str, str | None]] = {
     "redis": ("sheetcache.backends.redis", "RedisBackend", "redis"),
     "rediss": ("sheetcache.backends.redis", "RedisBackend", "redis"),
     "redis+unix": ("sheetcache.backends.redis", "RedisBackend", "redis"),
+    "redis+cluster": ("sheetcache.backends.redis", "RedisBackend", "redis"),
+    "rediss+cluster": ("sheetcache.backends.redis", "RedisBackend", "redis"),
+    "valkey": ("sheetcache.backends.redis", "RedisBackend", "redis"),
+    "valkeys": ("sheetcache.backends.redis", "RedisBackend", "redis"),
+    "valkey+unix": ("sheetcache.backends.redis", "RedisBackend", "redis"),
+    "valkey+cluster": ("sheetcache.backends.redis", "RedisBackend", "redis"),
+    "valkeys+cluster": ("sheetcache.backends.redis", "RedisBackend", "redis"),
     "unix": ("sheetcache.backends.redis", "RedisBackend", "redis"),
     "sheets": ("sheetcache.backends.sheets", "SheetsBackend", "sheets"),
 }

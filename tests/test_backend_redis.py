@@ -59,17 +59,18 @@ def test_documented_key_layout(redis_server: RedisServer, redis_client: redis.Re
         assert cache.get_or_call("q", lambda p: "a", model="m") == "a"
         assert cache.flush(timeout=30)
         key = cache.key("q", model="m")
-        h = redis_client.hgetall(f"sheetcache:v1:entry:{key}")
+        base = f"sheetcache:v2:{{{key[:2]}}}:"  # the bucket: a Cluster hash tag
+        h = redis_client.hgetall(f"{base}entry:{key}")
         assert h[b"value"] == b"a" and h[b"namespace"] == b"team-a"
         assert json.loads(h[b"key_parts"]) == {"model": "m"} and json.loads(h[b"prompt"]) == "q"
-        ttl_ms = redis_client.pttl(f"sheetcache:v1:entry:{key}")
-        assert 7 * 86400_000 - 60_000 < ttl_ms <= 7 * 86400_000
-        assert redis_client.zscore("sheetcache:v1:index:team-a", key) == 0
-        assert redis_client.sismember("sheetcache:v1:namespaces", "team-a")
-        assert not redis_client.exists(f"sheetcache:v1:lock:{key}")  # released
+        ttl_ms = redis_client.pttl(f"{base}entry:{key}")
+        assert 7 * 86400_000 - 60_000 < ttl_ms <= 7 * 86400_000 + 1000  # ms rounded up
+        assert redis_client.zscore(f"{base}index:team-a", key) == 0
+        assert redis_client.sismember(f"{base}namespaces", "team-a")
+        assert not redis_client.exists(f"{base}lock:{key}")  # released
         # Hit counts for a key that is not stored never create a stray hash.
         cache.backend.record_hits({"d" * 64: (1, 1.0)})
-        assert not redis_client.exists("sheetcache:v1:entry:" + "d" * 64)
+        assert not redis_client.exists("sheetcache:v2:{dd}:entry:" + "d" * 64)
         assert cache.clear() == 1
         assert redis_client.keys("sheetcache:*") == []
 
@@ -227,7 +228,7 @@ def test_a_client_of_your_own(redis_server: RedisServer) -> None:
         assert backend.url == f"redis://127.0.0.1:{redis_server.port}/2?prefix=mine"
         backend.put_many([entry(1)])
         backend.close()
-        assert client.exists("mine:v1:entry:" + entry(1).key)  # still usable: it is yours
+        assert client.exists(f"mine:v2:{{{entry(1).key[:2]}}}:entry:" + entry(1).key)  # still usable: it is yours
         client.delete(*client.keys("mine:*"))
     finally:
         client.close()
