@@ -691,7 +691,8 @@ class RedisBackend(Backend):
             )
             self._replication_log.failed(exc, "answers wait in the outbox")
             raise exc
-        self._replication_log.ok()
+        if not self._unreplicated:
+            self._replication_log.ok()
         return replies
 
     def delete_many(self, keys: Sequence[str]) -> int:
