@@ -21,9 +21,11 @@ from redis_fixtures import (  # noqa: F401 - fixtures
     redis_url_fixture,
 )
 from redis_server import RedisServer
+from typer.testing import CliRunner
 
 from sheetcache import Cache, ConfigError, make_key
 from sheetcache.backends.redis import RedisBackend
+from sheetcache.cli import app
 
 
 def wait_until(
@@ -228,7 +230,9 @@ def test_a_client_of_your_own(redis_server: RedisServer) -> None:
         assert backend.url == f"redis://127.0.0.1:{redis_server.port}/2?prefix=mine"
         backend.put_many([entry(1)])
         backend.close()
-        assert client.exists(f"mine:v2:{{{entry(1).key[:2]}}}:entry:" + entry(1).key)  # still usable: it is yours
+        assert client.exists(
+            f"mine:v2:{{{entry(1).key[:2]}}}:entry:" + entry(1).key
+        )  # still usable: it is yours
         client.delete(*client.keys("mine:*"))
     finally:
         client.close()
@@ -553,3 +557,80 @@ def test_a_hung_server_does_not_hang_callers() -> None:
             assert make_key("q") in cache.backend.get_many([make_key("q")])
     finally:
         server.close()
+
+
+# -- metadata, owner locks, the v1 layout -----------------------------------------------
+
+
+def test_metadata_round_trips_and_lookup_carries_the_usage(redis_url: str) -> None:
+    usage = {"model": "gpt-4o", "provider": "openai", "input_tokens": 12, "output_tokens": 34}
+    meta = {"usage": usage, "run": {"tags": ["a", "ü"], "ok": True, "n": None}}
+    with RedisBackend.from_url(redis_url) as b:
+        e = entry(1, metadata=meta)
+        b.put_many([e, entry(2)])
+        assert b.get_many([e.key])[e.key].metadata == meta
+        assert {x.key: x.metadata for x in b.iter_entries()} == {e.key: meta, entry(2).key: {}}
+        found = b.lookup(e.key)
+        assert found is not None and found.metadata == {"usage": usage}
+        plain = b.lookup(entry(2).key)
+        assert plain is not None and plain.metadata == {}
+
+
+def test_two_owners_cannot_release_each_others_lock(redis_url: str) -> None:
+    key = "b" * 64
+    with RedisBackend.from_url(redis_url) as first, RedisBackend.from_url(redis_url) as second:
+        assert first.try_lock(key, 30, "owner-a") is True
+        assert second.try_lock(key, 30, "owner-b") is False
+        second.unlock(key, "owner-b")  # not its lock: nothing happens
+        assert second.try_lock(key, 30, "owner-b") is False
+        first.unlock(key, "owner-a")
+        assert second.try_lock(key, 30, "owner-b") is True
+        first.unlock(key, "owner-a")  # late: the lock is owner-b's now
+        assert first.try_lock(key, 30, "owner-a") is False
+        second.unlock(key, "owner-b")
+
+
+def test_the_v1_layout_is_still_read_and_migrate_moves_it(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    old = [entry(i, namespace="ns" if i % 2 else "default") for i in range(6)]
+    with RedisBackend.from_url(redis_url + "&layout=1") as v1:
+        v1.put_many(old)
+    prefix = redis_url.rsplit("prefix=", 1)[1]
+    assert redis_client.exists(f"{prefix}:v1:entry:{old[0].key}")
+    with RedisBackend.from_url(redis_url) as b:
+        found = b.lookup(old[0].key)
+        assert found is not None and found.value == old[0].value
+        assert set(b.get_many([e.key for e in old])) == {e.key for e in old}
+        assert b.count() == 6 and len(list(b.iter_entries("ns"))) == 3
+        replaced = entry(0, value="rewritten in v2")
+        b.put_many([replaced])  # v2 shadows v1: served, and listed once
+        assert b.get_many([replaced.key])[replaced.key].value == "rewritten in v2"
+        assert sorted(e.value for e in b.iter_entries() if e.key == replaced.key) == [
+            "rewritten in v2"
+        ]
+        assert b.delete_many([old[1].key]) == 1  # gone from both layouts
+        assert b.get_many([old[1].key]) == {}
+    runner = CliRunner()
+    moved = runner.invoke(app, ["migrate", redis_url + "&layout=1", redis_url + "&layout=2"])
+    assert moved.exit_code == 0, moved.output
+    cleared = runner.invoke(app, ["clear", "--url", redis_url + "&layout=1", "--yes"])
+    assert cleared.exit_code == 0, cleared.output
+    assert redis_client.keys(f"{prefix}:v1:*") == []
+    with RedisBackend.from_url(redis_url + "&layout=2") as v2:
+        values = {e.key: e.value for e in v2.iter_entries()}
+    assert values == {e.key: e.value for e in old[2:]} | {old[0].key: "rewritten in v2"}
+
+
+def test_valkey_urls_are_aliases(redis_server: RedisServer) -> None:
+    for scheme in ("valkey", "valkey+unix"):
+        url = (
+            f"valkey://127.0.0.1:{redis_server.port}/0?prefix=vk"
+            if scheme == "valkey"
+            else f"valkey+unix://{redis_server.socket_path}?db=0&prefix=vk"
+        )
+        with Cache(url) as cache:
+            assert cache.get_or_call("q", str.upper) == "Q"
+            assert cache.flush(timeout=30)
+            assert cache.backend.count() == 1
+            cache.clear()

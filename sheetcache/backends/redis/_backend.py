@@ -178,7 +178,15 @@ class _Batch:
         self._sizes: dict[str, int] = {}
         self._order: list[tuple[str, int]] = []
 
-    def add(self, bucket: Bucket, queue: Callable[[Any], object]) -> int:
+    def add(self, bucket: Bucket, command: str, *args: Any) -> int:
+        """Queue ``pipe.<command>(*args)`` on the bucket's server."""
+        return self._queue(bucket, lambda pipe: getattr(pipe, command)(*args))
+
+    def script(self, bucket: Bucket, script: Any, keys: list[str], args: list[Any]) -> int:
+        """Queue a registered script on the bucket's server."""
+        return self._queue(bucket, lambda pipe: script(keys=keys, args=args, client=pipe))
+
+    def _queue(self, bucket: Bucket, queue: Callable[[Any], object]) -> int:
         name, client = self._nodes.for_slot(bucket.slot)
         pipe = self._pipes.get(name)
         if pipe is None:
@@ -312,7 +320,7 @@ class RedisBackend(Backend):
     def _url_of(client: Any, prefix: str) -> str:
         query = f"?prefix={prefix}" if prefix != "sheetcache" else ""
         if isinstance(client, RedisCluster):
-            nodes = ",".join(n.name for n in client.get_primaries())
+            nodes = ",".join(n.name for n in client.get_primaries())  # type: ignore[no-untyped-call]
             return f"redis+cluster://{nodes}/{query}"
         kwargs = client.get_connection_kwargs()
         where = (
@@ -359,7 +367,7 @@ class RedisBackend(Backend):
             "layout": layout, "cooldown": cooldown,
         }  # fmt: skip
         if parsed.cluster:
-            nodes = [ClusterNode(host, port) for host, port in parsed.startup_nodes]
+            nodes = [ClusterNode(host, port) for host, port in parsed.startup_nodes]  # type: ignore[no-untyped-call]
 
             def make_cluster() -> RedisCluster:
                 return RedisCluster.from_url(
@@ -367,7 +375,7 @@ class RedisBackend(Backend):
                 )
 
             try:  # check the options now (no connection): bad ones are a ConfigError here
-                redis.connection.parse_url(parsed.client_url)
+                redis.connection.parse_url(parsed.client_url)  # type: ignore[no-untyped-call]
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"bad Redis URL {redact_url(url)!r}: {exc}") from None
             backend = cls(make_cluster=make_cluster, **options)
@@ -436,9 +444,9 @@ class RedisBackend(Backend):
         batch = _Batch(self._nodes)
         for b in layout.buckets:
             if namespace is None:
-                batch.add(b, lambda p, b=b: p.smembers(b.namespaces))
+                batch.add(b, "smembers", b.namespaces)
             else:
-                batch.add(b, lambda p, b=b: p.sismember(b.namespaces, namespace))
+                batch.add(b, "sismember", b.namespaces, namespace)
         found: dict[str, list[Bucket]] = {}
         for b, reply in zip(layout.buckets, batch.execute(), strict=True):
             if namespace is None:
@@ -461,7 +469,7 @@ class RedisBackend(Backend):
                 batch = _Batch(self._nodes)
                 for key in batch_keys:
                     name = layout.bucket(key).entry + key
-                    batch.add(layout.bucket(key), lambda p, name=name: p.hgetall(name))
+                    batch.add(layout.bucket(key), "hgetall", name)
                 for key, h in zip(batch_keys, batch.execute(), strict=True):
                     entry = _entry_from_hash(key, h) if h else None
                     if entry is not None:
@@ -532,10 +540,10 @@ class RedisBackend(Backend):
     def _send_once(pool: redis.ConnectionPool, args: tuple[Any, ...]) -> Any:
         conn = pool.get_connection()
         try:
-            conn.send_command(*args)
+            conn.send_command(*args)  # type: ignore[no-untyped-call]
             return conn.read_response()
         except BaseException:
-            conn.disconnect()
+            conn.disconnect()  # type: ignore[no-untyped-call]
             raise
         finally:
             pool.release(conn)
@@ -608,10 +616,8 @@ class RedisBackend(Backend):
             for ns, buckets in self._namespace_lists(layout, namespace).items():
                 for b in buckets:
                     keys = [b.index + ns, b.expiry + ns]
-                    batch.add(
-                        b, lambda p, k=keys, b=b: prune(keys=k, args=[b.entry, 10_000], client=p)
-                    )
-                    cards.append(batch.add(b, lambda p, k=keys: p.zcard(k[0])))
+                    batch.script(b, prune, keys, [b.entry, 10_000])
+                    cards.append(batch.add(b, "zcard", keys[0]))
             if cards:
                 replies = batch.execute()
                 total += sum(replies[i] for i in cards)
@@ -646,16 +652,12 @@ class RedisBackend(Backend):
                         or i == len(members) - 1
                     ):
                         args = [*bases, orjson.dumps(group)]
-                        batch.add(
-                            b, lambda p, a=args, b=b: put(keys=[b.namespaces], args=a, client=p)
-                        )
+                        batch.script(b, put, [b.namespaces], args)
                         group, size = [], 0
                 # Keep the indexes from growing with entries Redis already expired.
                 for ns in touched:
                     keys = [b.index + ns, b.expiry + ns]
-                    batch.add(
-                        b, lambda p, k=keys, b=b: prune(keys=k, args=[b.entry, 10_000], client=p)
-                    )
+                    batch.script(b, prune, keys, [b.entry, 10_000])
                 del tag
             self._execute_write(batch)
 
@@ -707,9 +709,7 @@ class RedisBackend(Backend):
                 for key in batch_keys:
                     b = layout.bucket(key)
                     args = [key, b.index, b.expiry]
-                    batch.add(
-                        b, lambda p, k=b.entry + key, a=args: delete(keys=[k], args=a, client=p)
-                    )
+                    batch.script(b, delete, [b.entry + key], args)
                 for key, gone in zip(batch_keys, batch.execute(), strict=True):
                     if gone:
                         deleted.add(key)
@@ -732,7 +732,7 @@ class RedisBackend(Backend):
                     for _key, (n, at) in part:
                         args += [int(n), _f(at)]
                     names = [b.entry + k for k, _ in part]
-                    batch.add(b, lambda p, k=names, a=args: script(keys=k, args=a, client=p))
+                    batch.script(b, script, names, args)
             if len(batch):
                 batch.execute()
 

@@ -31,7 +31,7 @@ class Nodes:
         client: redis.Redis | RedisCluster | None,
         make_cluster: Callable[[], RedisCluster] | None = None,
     ) -> None:
-        self._client = client
+        self._client: Any = client
         self._make = make_cluster
         self.cluster = make_cluster is not None or isinstance(client, RedisCluster)
         self._lock = threading.Lock()
@@ -55,7 +55,7 @@ class Nodes:
         """(server name, plain client) of the master serving ``slot``."""
         client = self.client
         if not self.cluster:
-            return "", client  # type: ignore[no-any-return]
+            return "", client
         node = client.nodes_manager.get_node_from_slot(slot)
         if node.redis_connection is None:  # a node the client knows of but never used
             client.nodes_manager.create_redis_connections([node])
