@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from sheetcache._errors import BackendError
 from sheetcache._logging import OutageLog
 
-__all__ = ["CircuitBreaker", "CircuitOpenError"]
+__all__ = ["CLOSED", "HALF_OPEN", "OPEN", "CircuitBreaker", "CircuitOpenError"]
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 

@@ -41,7 +41,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import AskError, ClusterDownError, TryAgainError
 from redis.retry import Retry
 
-from sheetcache._breaker import CircuitBreaker, CircuitOpenError
+from sheetcache._breaker import CLOSED, CircuitBreaker, CircuitOpenError
 from sheetcache._errors import BackendError, ConfigError
 from sheetcache._logging import OutageLog
 from sheetcache._urls import redact_url
@@ -308,6 +308,11 @@ class RedisBackend(Backend):
         self._tokens_lock = threading.Lock()
         self._unreplicated: dict[str, float] = {}  # server -> monotonic time to wait again
         self._lean = self._lean_ok(client) if client is not None else cluster
+        # One server: its pool, looked up once. A cluster's pool depends on the slot.
+        self._single_pool = (
+            cast("redis.Redis", client).connection_pool if self._lean and not cluster else None
+        )
+        self._hot_buckets = {b.tag: b for b in self._layout.buckets}
         self._replication_log = OutageLog(f"replicating writes to {self.url}")
         self.breaker = CircuitBreaker(cooldown, trips_on=_OUTAGE, probe=self._probe, name=self.url)
         """The circuit breaker in front of every call (see :mod:`sheetcache._breaker`)."""
@@ -480,27 +485,32 @@ class RedisBackend(Backend):
         return found
 
     def lookup(self, key: str) -> Entry | None:
-        self._check()
+        # The hit path when L1 is cold: the breaker's checks are inlined (attribute reads
+        # while it is closed), and the bucket comes from a dict, not a method call.
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        breaker = self.breaker
+        if breaker.state != CLOSED and not breaker.allow():
+            raise CircuitOpenError(breaker.refusal())
         try:
             entry = self._lookup(key)
         except AskError:
-            self.breaker.success()
+            breaker.success()
             self._nodes.refresh()
             raise
         except BaseException as exc:
-            self.breaker.failure(exc)
+            breaker.failure(exc)
             raise
-        self.breaker.success()
+        if breaker.state != CLOSED:
+            breaker.success()
         return entry
 
     def _lookup(self, key: str) -> Entry | None:
-        bucket = self._layout.bucket(key)
+        bucket = self._hot_buckets.get(key[:2]) or self._layout.bucket(key)
         # Two fields, one round trip: the answer and the small header a hit needs.
         value, serve = self._hot_command(bucket.slot, "HMGET", bucket.entry + key, "value", "serve")
         if value is None:
-            if self._legacy is False:
-                return None
-            if len(self._layouts()) == 1:
+            if self._legacy is False or len(self._layouts()) == 1:
                 return None
             old = self._legacy_layout.buckets[0]
             value, serve = self._nodes.client.hmget(old.entry + key, "value", "serve")
@@ -509,10 +519,9 @@ class RedisBackend(Backend):
         if serve is None:  # written without the header (by hand): read it all
             return self._get_many([key]).get(key)
         header = orjson.loads(serve)
-        value_type, expires_at, status, duration = header[:4]
         usage = header[4] if len(header) > 4 else None
-        return Entry(key, value.decode(), value_type, "default", None, {}, 0.0, expires_at, 0,
-                     None, duration, status, "", {"usage": usage} if usage else {})  # fmt: skip
+        return Entry(key, value.decode(), header[0], "default", None, {}, 0.0, header[1], 0,
+                     None, header[3], header[2], "", {"usage": usage} if usage else {})  # fmt: skip
 
     def _hot_command(self, slot: int, *args: Any) -> Any:
         """One command on a pooled connection, without redis-py's per-command wrapping.
@@ -525,7 +534,9 @@ class RedisBackend(Backend):
         Health checks still run (they live in ``send_command``). A MOVED reply, a client
         with a pinned connection, or an older redis-py take the ordinary path.
         """
-        pool = self._nodes.pool_for_slot(slot) if self._lean else None
+        pool = self._single_pool
+        if pool is None and self._lean:
+            pool = self._nodes.pool_for_slot(slot)
         if pool is None:
             return self._nodes.client.execute_command(*args)
         try:
