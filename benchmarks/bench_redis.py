@@ -287,15 +287,23 @@ def cluster_section(hits: int, writes: int) -> None:
             print(f"{name:36} {med:8.1f} {p99:8.1f} {med / base:6.2f}x")
 
         print(f"\n{'pipelined writes (put_many, batches of 500)':55} {'entries/s':>10}")
+        one_write: dict[str, float] = {}
         for durability in ("primary", "replica"):
             with RedisBackend.from_url(f"{url}-{durability}&durability={durability}") as b:
                 batches = _batches(entries(writes, 10 * KEYS), 500)
                 r = rate(writes, lambda b=b, batches=batches: [b.put_many(x) for x in batches])
+                singles = entries(1000, 30 * KEYS)
+                one_write[durability] = median_p99(
+                    timed(lambda i, b=b, singles=singles: b.put_many([singles[i % 1000]]), 1000)
+                )[0]
             print(f"{f'  durability={durability}':55} {r:10,.0f}")
         with Cache(f"{url}-misses") as misser:
             n = 1000
             r = rate(n, lambda: [misser.get_or_call(f"miss {i}", str.upper) for i in range(n)])
         print(f"{'  Cache.get_or_call misses (durability=replica)':55} {r:10,.0f}")
+        print(f"\n{'one entry, put_many([e]), median microseconds':55} {'us':>10}")
+        for durability, us in one_write.items():
+            print(f"{f'  durability={durability}':55} {us:10.1f}")
         backend.close()
         raw.close()
         _failover_timing(cluster, url)
