@@ -54,6 +54,33 @@ class TestClusterBackend(BackendContract, ReopenContract):
         return lambda: RedisBackend.from_url(cluster_url)
 
 
+try:  # the cache-front contract (tests/cache_contract.py) comes with the front's branch
+    from cache_contract import CacheContract
+except ImportError:  # pragma: no cover - before that branch is merged
+    CacheContract = None
+
+if CacheContract is not None:
+
+    class TestClusterCache(CacheContract):  # type: ignore[misc, valid-type]
+        @pytest.fixture
+        def make_cache(self, cluster_url: str, tmp_path: Path) -> Iterator[Callable[..., Cache]]:
+            opened: list[Cache] = []
+
+            def make(**options: Any) -> Cache:
+                opened.append(Cache(cluster_url, outbox=tmp_path / "outbox.db", **options))
+                return opened[-1]
+
+            yield make
+            for cache in opened:
+                cache.close(timeout=10)
+
+        @pytest.fixture
+        def broken_cache(self, tmp_path: Path) -> Iterator[Cache]:
+            cache = Cache("redis+cluster://127.0.0.1:1/", outbox=tmp_path / "outbox-down.db")
+            yield cache
+            cache.close(timeout=0.1)
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "it") -> None:
     """Poll ``condition`` with backoff until true; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
