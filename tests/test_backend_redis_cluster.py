@@ -139,14 +139,19 @@ def test_cluster_url_mistakes_are_config_errors() -> None:
         RedisBackend.from_url("redis+cluster://127.0.0.1:7000/?layout=1")
 
 
-def test_a_cluster_that_is_down_does_not_break_construction() -> None:
-    cache = Cache("redis+cluster://127.0.0.1:1/?prefix=down", l1_size=0)
+def test_a_cluster_that_is_down_does_not_break_construction(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cache = Cache("redis+cluster://:hunter2-secret@127.0.0.1:1,127.0.0.1:2/?prefix=down", l1_size=0)
     try:
         assert cache.get_or_call("q", str.upper) == "Q"  # fails open
         assert cache.stats.errors > 0
         assert cache.stats.pending_writes == 1  # the answer waits in the outbox
+        assert cache.backend.breaker.state == "open"
     finally:
         cache.close(timeout=0.1)
+    assert "127.0.0.1:1" in caplog.text  # the outage was logged, with where...
+    assert "hunter2-secret" not in caplog.text  # ...and never the password
 
 
 # -- durability ---------------------------------------------------------------------------

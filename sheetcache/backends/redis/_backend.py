@@ -303,6 +303,7 @@ class RedisBackend(Backend):
         self._legacy_layout = Layout(prefix, 1)
         # None: not checked yet; the v1 fallback is only for single servers in auto mode.
         self._legacy: bool | None = None if (layout is None and not cluster) else False
+        self._legacy_until = 0.0
         self._scripts: dict[str, Any] = {}
         self._tokens: dict[str, str] = {}  # key -> our lock token (owner-less callers)
         self._tokens_lock = threading.Lock()
@@ -439,9 +440,11 @@ class RedisBackend(Backend):
 
     def _layouts(self) -> list[Layout]:
         """The layouts to read: v2, and v1 too on a single server that still holds it."""
-        if self._legacy is None:
+        if self._legacy is None or (self._legacy and time.monotonic() > self._legacy_until):
+            # Looked up again a minute later: another process may have moved v1 away.
             client = self._nodes.client
             self._legacy = bool(client.exists(self._legacy_layout.marker()))
+            self._legacy_until = time.monotonic() + 60.0
         return [self._layout, self._legacy_layout] if self._legacy else [self._layout]
 
     def _namespace_lists(self, layout: Layout, namespace: str | None) -> dict[str, list[Bucket]]:
