@@ -154,6 +154,19 @@ def test_a_cluster_that_is_down_does_not_break_construction(
     assert "hunter2-secret" not in caplog.text  # ...and never the password
 
 
+def test_hostile_text_and_a_megabyte_survive_the_cluster(cluster_url: str) -> None:
+    tricky = 'nul\x00 ctl\x01\x1f \u2028 \\u0041 "q" \U0001f600 é'
+    big = "x" * (1 << 20)
+    with RedisBackend.from_url(cluster_url) as b:
+        e = entry(1, value=tricky, note=tricky, metadata={"t": tricky})
+        e.prompt, e.key_parts = tricky, {"k": [tricky, 1.5, None]}
+        large = entry(2, value=big)
+        b.put_many([e, large])
+        assert b.get_many([e.key, large.key]) == {e.key: e, large.key: large}
+        found = b.lookup(large.key)
+        assert found is not None and found.value == big
+
+
 # -- durability ---------------------------------------------------------------------------
 
 
