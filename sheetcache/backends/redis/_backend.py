@@ -623,19 +623,28 @@ class RedisBackend(Backend):
 
     def _count(self, namespace: str | None) -> int:
         total = 0
-        prune = self._script("PRUNE")
         for layout in self._layouts():
             batch = _Batch(self._nodes)
-            cards = []
-            for ns, buckets in self._namespace_lists(layout, namespace).items():
-                for b in buckets:
-                    keys = [b.index + ns, b.expiry + ns]
-                    batch.script(b, prune, keys, [b.entry, 10_000])
-                    cards.append(batch.add(b, "zcard", keys[0]))
+            pairs = [(b, ns) for ns, buckets in self._namespace_lists(layout, namespace).items()
+                     for b in buckets]  # fmt: skip
+            self._queue_prunes(batch, pairs)
+            cards = [batch.add(b, "zcard", b.index + ns) for b, ns in pairs]
             if cards:
                 replies = batch.execute()
                 total += sum(replies[i] for i in cards)
         return total
+
+    def _queue_prunes(self, batch: _Batch, pairs: Sequence[tuple[Bucket, str]]) -> None:
+        """Queue the expiry prune of each (bucket, namespace): one script call per bucket on
+        a cluster (a call must stay in one slot), one per 500 pairs on a single server."""
+        prune = self._script("PRUNE")
+        groups: dict[str, list[tuple[Bucket, str]]] = {}
+        for b, ns in pairs:
+            groups.setdefault(b.tag if self.cluster else "", []).append((b, ns))
+        for members in groups.values():
+            for part in chunks(members, _BATCH):
+                pairs_json = orjson.dumps([[b.base, ns] for b, ns in part])
+                batch.script(part[0][0], prune, [part[0][0].namespaces], [10_000, pairs_json])
 
     # -- writes -------------------------------------------------------------------------
 
@@ -643,36 +652,31 @@ class RedisBackend(Backend):
         self._guarded(lambda: self._put_many(entries))
 
     def _put_many(self, entries: Sequence[Entry]) -> None:
-        put, prune = self._script("PUT"), self._script("PRUNE")
+        put = self._script("PUT")
         for batch_entries in chunks(entries, _BATCH):
-            groups: dict[str, list[Entry]] = {}
+            # On a cluster a script call holds one bucket's entries (one slot); on a single
+            # server any entries: ten calls per 500, not one per bucket.
+            groups: dict[str, list[tuple[Entry, Bucket]]] = {}
             for e in batch_entries:
-                groups.setdefault(self._layout.bucket(e.key).tag, []).append(e)
+                b = self._layout.bucket(e.key)
+                groups.setdefault(b.tag if self.cluster else "", []).append((e, b))
             batch = _Batch(self._nodes)
-            for tag, members in groups.items():
-                b = self._layout.bucket(members[0].key)
-                bases = [b.entry, b.index, b.expiry]
-                touched: set[str] = set()
+            touched: dict[tuple[str, str], tuple[Bucket, str]] = {}
+            for members in groups.values():
                 group: list[list[Any]] = []
                 size = 0
-                for i, e in enumerate(members):
-                    touched.add(e.namespace)
+                for i, (e, b) in enumerate(members):
+                    touched[(b.tag, e.namespace)] = (b, e.namespace)
                     expire_ms = "" if e.expires_at is None else str(math.ceil(e.expires_at * 1000))
-                    group.append([e.key, e.namespace, expire_ms, _fields(e)])
+                    group.append([e.key, e.namespace, expire_ms, _fields(e), b.base])
                     size += len(e.value)
-                    if (
-                        len(group) >= _PUT_GROUP
-                        or size >= _PUT_GROUP_BYTES
-                        or i == len(members) - 1
-                    ):
-                        args = [*bases, orjson.dumps(group)]
-                        batch.script(b, put, [b.namespaces], args)
+                    full = len(group) >= _PUT_GROUP or size >= _PUT_GROUP_BYTES
+                    if full or i == len(members) - 1:
+                        first = members[i - len(group) + 1][1]
+                        batch.script(first, put, [first.namespaces], [orjson.dumps(group)])
                         group, size = [], 0
-                # Keep the indexes from growing with entries Redis already expired.
-                for ns in touched:
-                    keys = [b.index + ns, b.expiry + ns]
-                    batch.script(b, prune, keys, [b.entry, 10_000])
-                del tag
+            # Keep the indexes from growing with entries Redis already expired.
+            self._queue_prunes(batch, list(touched.values()))
             self._execute_write(batch)
 
     def _execute_write(self, batch: _Batch) -> list[Any]:

@@ -31,6 +31,8 @@ class Bucket:
 
     tag: str
     slot: int
+    base: str
+    """What every name of the bucket starts with: ``P:v2:{bb}:`` (``P:v1:`` for v1)."""
     entry: str
     """Base of entry hashes: ``entry + key``."""
     index: str
@@ -56,7 +58,7 @@ class Layout:
     def _make(self, tag: str) -> Bucket:
         base = f"{self.prefix}:v{self.version}:" + (f"{{{tag}}}:" if tag else "")
         slot = key_slot(f"{{{tag}}}".encode()) if tag else key_slot(base.encode())
-        return Bucket(tag, slot, base + "entry:", base + "index:", base + "expiry:",
+        return Bucket(tag, slot, base, base + "entry:", base + "index:", base + "expiry:",
                       base + "lock:", base + "namespaces")  # fmt: skip
 
     def bucket(self, key: str) -> Bucket:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 __all__ = ["DELETE", "DROP_NAMESPACE", "FORGET", "HITS", "LOCK", "PRUNE", "PUT", "UNLOCK"]
 
-# KEYS: namespaces set; ARGV: entry base, index base, expiry base,
-#       JSON [[key, namespace, expire-at ms or "", [field, value, ...]], ...]
+# KEYS: the namespaces set of the first entry's bucket (it routes the call on a cluster);
+# ARGV: JSON [[key, namespace, expire-at ms or "", [field, value, ...], bucket base], ...]
 # A group of entries travels as one JSON argument (all strings, so nothing is lost to Lua's
-# numbers): packing arguments in redis-py, not Redis, is most of a batch's cost.
+# numbers): packing arguments in redis-py, not Redis, is most of a batch's cost. Each entry
+# names its bucket, so on one server a call carries entries of many buckets; on a cluster
+# every entry of a call shares a bucket (one slot).
 PUT = """
-local eb, ib, xb = ARGV[1], ARGV[2], ARGV[3]
-for _, e in ipairs(cjson.decode(ARGV[4])) do
-  local key, ns, exp = e[1], e[2], e[3]
-  local ek = eb .. key
+for _, e in ipairs(cjson.decode(ARGV[1])) do
+  local key, ns, exp, base = e[1], e[2], e[3], e[5]
+  local ek, ib, xb = base .. 'entry:' .. key, base .. 'index:', base .. 'expiry:'
   local old = redis.call('HGET', ek, 'namespace')
   if old and old ~= ns then
     redis.call('ZREM', ib .. old, key)
@@ -27,7 +28,7 @@ for _, e in ipairs(cjson.decode(ARGV[4])) do
   redis.call('DEL', ek)
   redis.call('HSET', ek, unpack(e[4]))
   redis.call('ZADD', ib .. ns, 0, key)
-  redis.call('SADD', KEYS[1], ns)
+  redis.call('SADD', base .. 'namespaces', ns)
   if exp ~= '' then
     redis.call('PEXPIREAT', ek, exp)
     redis.call('ZADD', xb .. ns, exp, key)
@@ -64,17 +65,24 @@ end
 return 1
 """
 
-# KEYS: index, expiry; ARGV: entry base, limit. Drops keys Redis has expired from the index,
-# by the server's clock (a client's may be off). Returns how many expiry members it read.
+# KEYS: a key of the first bucket (routing); ARGV: limit, JSON [[bucket base, namespace], ...]
+# Drops keys Redis has expired from each (bucket, namespace) index, by the server's clock (a
+# client's may be off). Returns how many expiry members it read.
 PRUNE = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. now, 'LIMIT', 0, ARGV[2])
-for _, k in ipairs(gone) do
-  if redis.call('EXISTS', ARGV[1] .. k) == 0 then redis.call('ZREM', KEYS[1], k) end
-  redis.call('ZREM', KEYS[2], k)
+local n = 0
+for _, pair in ipairs(cjson.decode(ARGV[2])) do
+  local base, ns = pair[1], pair[2]
+  local index, expiry = base .. 'index:' .. ns, base .. 'expiry:' .. ns
+  local gone = redis.call('ZRANGEBYSCORE', expiry, '-inf', '(' .. now, 'LIMIT', 0, ARGV[1])
+  for _, k in ipairs(gone) do
+    if redis.call('EXISTS', base .. 'entry:' .. k) == 0 then redis.call('ZREM', index, k) end
+    redis.call('ZREM', expiry, k)
+  end
+  n = n + #gone
 end
-return #gone
+return n
 """
 
 # KEYS: index, expiry; ARGV: entry base, key, ... Drops index members whose entry is gone
