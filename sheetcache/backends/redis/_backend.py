@@ -739,18 +739,20 @@ class RedisBackend(Backend):
     def _record_hits(self, hits: Mapping[str, tuple[int, float]]) -> None:
         script = self._script("HITS")
         for layout in self._layouts():
-            by_bucket: dict[str, list[tuple[str, tuple[int, float]]]] = {}
+            # One call per bucket on a cluster (one slot), per 200 keys on one server.
+            groups: dict[str, list[tuple[str, tuple[int, float]]]] = {}
             for key, hit in hits.items():
-                by_bucket.setdefault(layout.bucket(key).tag, []).append((key, hit))
+                groups.setdefault(layout.bucket(key).tag if self.cluster else "", []).append(
+                    (key, hit)
+                )
             batch = _Batch(self._nodes)
-            for items in by_bucket.values():
-                b = layout.bucket(items[0][0])
+            for items in groups.values():
                 for part in chunks(items, _HITS_BATCH):
                     args: list[Any] = []
                     for _key, (n, at) in part:
                         args += [int(n), _f(at)]
-                    names = [b.entry + k for k, _ in part]
-                    batch.script(b, script, names, args)
+                    names = [layout.bucket(k).entry + k for k, _ in part]
+                    batch.script(layout.bucket(part[0][0]), script, names, args)
             if len(batch):
                 batch.execute()
 
