@@ -156,8 +156,19 @@ class LocalCluster:
         return True
 
     def wait_healthy(self, *, masters: int = 3, replicas: int = 1, timeout: float = 60.0) -> None:
-        """Wait until every running node says ``cluster_state:ok`` and replicas are synced."""
+        """Wait until every running node says ``cluster_state:ok``, replicas are synced and,
+        with replicas, each master's ``WAIT 1`` is answered (acks flow)."""
         _poll(lambda: self._state_ok(masters, replicas), timeout, "a healthy cluster")
+        if replicas:
+            for node in self.masters():
+                _poll(lambda node=node: self._replica_acks(node), timeout, f"acks of :{node.port}")
+
+    def _replica_acks(self, master: RedisServer) -> bool:
+        try:
+            with self.client(master.port) as c:
+                return int(c.execute_command("WAIT", 1, 1000)) >= 1
+        except redis.RedisError:
+            return False
 
     def wait_failover(self, dead: RedisServer, timeout: float = 60.0) -> None:
         """Wait until a replica took over ``dead``'s slots and the cluster is ok again."""

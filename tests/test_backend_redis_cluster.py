@@ -38,8 +38,12 @@ def cluster_fixture() -> Iterator[LocalCluster]:
 
 @pytest.fixture(name="cluster_url")
 def cluster_url_fixture(cluster: LocalCluster) -> str:
-    """A cluster URL with a key prefix of its own: every test starts from an empty store."""
-    return f"{cluster.url}?prefix=t{uuid.uuid4().hex[:12]}"
+    """A cluster URL with a key prefix of its own: every test starts from an empty store.
+
+    ``wait_timeout=5``: on a loaded CI machine a replica's ack can take longer than the
+    default 0.5 s, and these tests call ``put_many`` directly (no outbox to retry from).
+    """
+    return f"{cluster.url}?prefix=t{uuid.uuid4().hex[:12]}&wait_timeout=5"
 
 
 class TestClusterBackend(BackendContract, ReopenContract):
@@ -92,6 +96,11 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str =
         delay = min(delay * 2, 0.2)
 
 
+def default_waits(url: str) -> str:
+    """``url`` with the default ``wait_timeout`` (0.5 s), as an application would run."""
+    return url.replace("&wait_timeout=5", "")
+
+
 def master_of(url: str, key: str) -> int:
     """Port of the master that holds cache key ``key``'s bucket."""
     with RedisBackend.from_url(url) as b:
@@ -104,7 +113,7 @@ def master_of(url: str, key: str) -> int:
 
 
 def test_one_namespace_lands_on_every_master(cluster: LocalCluster, cluster_url: str) -> None:
-    prefix = cluster_url.rsplit("prefix=", 1)[1]
+    prefix = cluster_url.split("prefix=", 1)[1].split("&", 1)[0]
     with RedisBackend.from_url(cluster_url) as b:
         b.put_many([entry(i, namespace="only-one") for i in range(300)])
         spread = b.key_distribution()
@@ -173,7 +182,7 @@ def test_hostile_text_and_a_megabyte_survive_the_cluster(cluster_url: str) -> No
 def test_a_write_stays_queued_until_a_replica_has_it(
     cluster: LocalCluster, cluster_url: str
 ) -> None:
-    with Cache(cluster_url + "&wait_timeout=0.2", l1_size=0) as cache:
+    with Cache(cluster_url.replace("wait_timeout=5", "wait_timeout=0.2"), l1_size=0) as cache:
         key = cache.key("durable?")
         replica = cluster.replica_of(
             next(n for n in cluster.nodes if n.port == master_of(cluster_url, key))
@@ -340,12 +349,12 @@ def test_single_flight_across_processes_on_the_cluster(
     children = [
         _start(
             _FLIGHT_CHILD,
-            cluster_url,
+            default_waits(cluster_url),
             str(log),
             str(seed),
             env=subprocess_env,
             log=tmp_path / "stderr.log",
-        )  # fmt: skip
+        )
         for seed in range(4)
     ]
     try:
@@ -365,12 +374,12 @@ def test_kill_9_of_a_master_loses_no_answer(
     children = [
         _start(
             _WRITER_CHILD,
-            cluster_url,
+            default_waits(cluster_url),
             str(log),
             f"w{n}",
             env=subprocess_env,
             log=tmp_path / "stderr.log",
-        )  # fmt: skip
+        )
         for n, log in enumerate(logs)
     ]
 
