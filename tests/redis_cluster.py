@@ -133,6 +133,21 @@ class LocalCluster:
         port = next(int(f[1].split(":")[1].split("@")[0]) for f in lines if f[3] == my_id)
         return next(n for n in self.nodes if n.port == port)
 
+    def node_id(self, node: RedisServer) -> str:
+        return next(f[0] for f in self._cluster_nodes(node) if "myself" in f[2])
+
+    def move_slot(self, slot: int, source: RedisServer, target: RedisServer) -> None:
+        """Reshard one slot, keys included, the way ``redis-cli --cluster reshard`` does."""
+        src_id, dst_id = self.node_id(source), self.node_id(target)
+        with self.client(source.port) as src, self.client(target.port) as dst:
+            dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+        for node in self.masters():
+            with self.client(node.port) as c:
+                c.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+
     def _state_ok(self, masters: int, replicas: int) -> bool:
         try:
             for node in self.nodes:

@@ -19,7 +19,7 @@ from redis_cluster import LocalCluster, find_redis_cli
 from redis_fixtures import require_redis_server
 from typer.testing import CliRunner
 
-from sheetcache import Cache, ConfigError
+from sheetcache import Cache, ConfigError, Entry
 from sheetcache.backends.redis import RedisBackend
 from sheetcache.cli import app
 
@@ -174,6 +174,28 @@ def test_hostile_text_and_a_megabyte_survive_the_cluster(cluster_url: str) -> No
         assert b.get_many([e.key, large.key]) == {e.key: e, large.key: large}
         found = b.lookup(large.key)
         assert found is not None and found.value == big
+
+
+def test_a_resharded_slot_is_followed(cluster: LocalCluster, cluster_url: str) -> None:
+    written, read = entry(1), entry(2)
+    with RedisBackend.from_url(cluster_url) as b:
+        b.put_many([written, read])  # the backend has read the slot table: it goes stale
+
+        def move(e: Entry) -> int:
+            source = next(n for n in cluster.nodes if n.port == master_of(cluster_url, e.key))
+            target = next(n for n in cluster.masters() if n is not source)
+            cluster.move_slot(b._layout.bucket(e.key).slot, source, target)
+            return target.port
+
+        moved_to = move(written)
+        again = entry(1, value="written after the move")
+        b.put_many([again])  # MOVED: slot table re-read, batch sent again
+        assert b.get_many([written.key])[written.key].value == "written after the move"
+        move(read)
+        found = b.lookup(read.key)  # MOVED on the lean hit path: followed too
+        assert found is not None and found.value == read.value
+        assert b.count() == 2 and b.breaker.state == "closed"
+    assert master_of(cluster_url, written.key) == moved_to
 
 
 # -- durability ---------------------------------------------------------------------------

@@ -414,13 +414,21 @@ class RedisBackend(Backend):
         if not self.breaker.allow():
             raise CircuitOpenError(self.breaker.refusal())
 
-    def _guarded(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` behind the breaker; on a cluster, re-read the slot table on MOVED."""
+    def _guarded(self, fn: Callable[[], Any], *, again: bool = True) -> Any:
+        """Run ``fn`` behind the breaker. On a cluster, a MOVED/ASK reply (a slot moved:
+        resharding, a failover) re-reads the slot table and, if ``again`` (the operation
+        is safe to repeat), runs ``fn`` once more on the new owners."""
         self._check()
         try:
-            result = fn()
-        except AskError:  # MOVED or ASK: a slot moved (resharding, failover)
-            self.breaker.success()
+            try:
+                result = fn()
+            except AskError:
+                self._nodes.refresh()
+                if not again:
+                    raise
+                result = fn()
+        except AskError:
+            self.breaker.success()  # the servers answer: no reason to skip them
             self._nodes.refresh()
             raise
         except BaseException as exc:
@@ -734,7 +742,7 @@ class RedisBackend(Backend):
         return len(deleted)
 
     def record_hits(self, hits: Mapping[str, tuple[int, float]]) -> None:
-        self._guarded(lambda: self._record_hits(hits))
+        self._guarded(lambda: self._record_hits(hits), again=False)  # HINCRBY: not twice
 
     def _record_hits(self, hits: Mapping[str, tuple[int, float]]) -> None:
         script = self._script("HITS")
