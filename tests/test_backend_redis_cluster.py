@@ -146,6 +146,10 @@ def test_cluster_url_mistakes_are_config_errors() -> None:
         RedisBackend.from_url("redis+cluster://127.0.0.1:7000/?durability=sometimes")
     with pytest.raises(ConfigError, match="v1 is not readable on Redis Cluster"):
         RedisBackend.from_url("redis+cluster://127.0.0.1:7000/?layout=1")
+    with pytest.raises(ConfigError, match="cooldown"):
+        RedisBackend.from_url("redis+cluster://127.0.0.1:7000/?cooldown=0")
+    with pytest.raises(ConfigError, match="wait_timeout"):
+        RedisBackend.from_url("redis+cluster://127.0.0.1:7000/?wait_timeout=soon")
 
 
 def test_a_cluster_that_is_down_does_not_break_construction(
@@ -196,6 +200,22 @@ def test_a_resharded_slot_is_followed(cluster: LocalCluster, cluster_url: str) -
         assert found is not None and found.value == read.value
         assert b.count() == 2 and b.breaker.state == "closed"
     assert master_of(cluster_url, written.key) == moved_to
+
+
+def test_a_cluster_client_of_your_own(cluster: LocalCluster) -> None:
+    from redis.cluster import RedisCluster
+
+    client = RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
+    try:
+        with Cache(RedisBackend(client, prefix="own-client")) as cache:
+            assert cache.backend.url.startswith("redis+cluster://")
+            assert cache.get_or_call("q", str.upper) == "Q"
+            assert cache.flush(timeout=30)
+            assert cache.backend.count() == 1
+            cache.clear()
+        assert client.ping()  # still usable: it is yours
+    finally:
+        client.close()
 
 
 # -- durability ---------------------------------------------------------------------------

@@ -283,6 +283,8 @@ class RedisBackend(Backend):
             raise ConfigError(f"durability must be 'replica' or 'primary', not {durability!r}")
         if not (isinstance(wait_timeout, (int, float)) and wait_timeout > 0):
             raise ConfigError(f"wait_timeout must be > 0 seconds, not {wait_timeout!r}")
+        if not (isinstance(cooldown, (int, float)) and cooldown > 0):
+            raise ConfigError(f"cooldown must be > 0 seconds, not {cooldown!r}")
         if layout not in (None, 1, 2):
             raise ConfigError(f"layout must be 1 or 2, not {layout!r}")
         if layout == 1 and cluster:
