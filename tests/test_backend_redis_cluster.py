@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 import pytest
 from backend_contract import BackendContract, ReopenContract, entry
-from redis_cluster import LocalCluster, find_redis_cli
-from redis_fixtures import require_redis_server
+from redis_cluster import LocalCluster
+from redis_fixtures import require_redis_cli
 from typer.testing import CliRunner
 
 from sheetcache import Cache, ConfigError, Entry
@@ -26,9 +26,7 @@ from sheetcache.cli import app
 
 @pytest.fixture(scope="module", name="cluster")
 def cluster_fixture() -> Iterator[LocalCluster]:
-    require_redis_server()
-    if find_redis_cli() is None:
-        pytest.fail("redis-cli not found: apt-get install redis-tools", pytrace=False)
+    require_redis_cli()
     cluster = LocalCluster()
     try:
         yield cluster
