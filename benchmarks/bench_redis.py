@@ -216,6 +216,7 @@ def main() -> None:
     print(
         f"\ntarget: L1-cold hit <= 1.2x a raw GET: {'met' if ratio <= 1.2 else 'MISSED'} ({ratio:.2f}x)"
     )
+    persistence_section()
     if args.hang > 0:
         hang_section(args.hang)
     if not args.no_cluster:
@@ -253,6 +254,36 @@ def hang_section(seconds: float) -> None:
         slow = sum(t > 2.5 for t in times)
         print(f"{label:46} {len(times):6} {statistics.median(times) * 1000:10.2f} "
               f"{max(times):6.2f} {slow:8}")  # fmt: skip
+
+
+def persistence_section(n: int = 2000) -> None:
+    """Answers Redis acknowledged (flushed: gone from the outbox), then kill -9 and restart:
+    how many are still there, per persistence setting."""
+    print(
+        f"\n{f'kill -9 + restart right after {n:,} answers were flushed':46} {'kept':>8} {'lost':>8}"
+    )
+    settings = {
+        "no persistence (--save '' --appendonly no)": [],
+        "appendonly yes, appendfsync everysec": [
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+        ],
+        "appendonly yes, appendfsync always": ["--appendonly", "yes", "--appendfsync", "always"],
+    }
+    for label, extra in settings.items():
+        with RedisServer(extra_args=extra) as server:
+            url = f"{server.url}/0"
+            with Cache(url, l1_size=0) as cache:
+                keys = [cache.set(f"persist {i}", answer(i)) for i in range(n)]
+                flushed = cache.flush(timeout=120)
+            server.stop(kill=True)
+            server.start()
+            with RedisBackend.from_url(url) as b:
+                kept = len(b.get_many(keys))
+        note = "" if flushed else "  (flush timed out)"
+        print(f"{label:46} {kept:8,} {n - kept:8,}{note}")
 
 
 def cluster_section(hits: int, writes: int) -> None:
