@@ -576,6 +576,17 @@ def test_metadata_round_trips_and_lookup_carries_the_usage(redis_url: str) -> No
         assert plain is not None and plain.metadata == {}
 
 
+def test_hand_edited_metadata_never_hides_the_answer(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    with RedisBackend.from_url(redis_url) as b:
+        e = entry(1, metadata={"usage": {"input_tokens": 1}})
+        b.put_many([e])
+        redis_client.hset(b.entry_key(e.key), "metadata", "{not json")
+        got = b.get_many([e.key])[e.key]
+        assert got.value == e.value and got.metadata == {}
+
+
 def test_two_owners_cannot_release_each_others_lock(redis_url: str) -> None:
     key = "b" * 64
     with RedisBackend.from_url(redis_url) as first, RedisBackend.from_url(redis_url) as second:

@@ -131,8 +131,20 @@ def _entry_from_hash(key: str, h: Mapping[bytes, bytes]) -> Entry | None:
         _num(h.get(b"duration")),
         h.get(b"status", b"").decode(),
         h.get(b"note", b"").decode(),
-        {} if metadata is None else orjson.loads(metadata),
+        _metadata(metadata),
     )  # fmt: skip
+
+
+def _metadata(raw: bytes | None) -> dict[str, Any]:
+    # Facts about the call, not the answer: a hand-edited field that is not a JSON object
+    # must not make the entry unreadable.
+    if raw is None:
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _fields(e: Entry) -> list[str]:
