@@ -42,22 +42,20 @@ from redis.exceptions import AskError, ClusterDownError, TryAgainError
 from redis.retry import Retry
 
 from sheetcache._breaker import CLOSED, CircuitBreaker, CircuitOpenError
-from sheetcache._errors import BackendError, ConfigError
-from sheetcache._logging import OutageLog
+from sheetcache._errors import ConfigError
 from sheetcache._urls import redact_url
 from sheetcache.backends.base import Backend, Entry, chunks
 from sheetcache.backends.redis import _scripts
+from sheetcache.backends.redis._durability import DURABILITY, Replication
+from sheetcache.backends.redis._hash import entry_from_hash, float_text, hash_fields
 from sheetcache.backends.redis._layout import LATEST, Bucket, Layout
-from sheetcache.backends.redis._nodes import Nodes
+from sheetcache.backends.redis._nodes import Batch, Nodes
 from sheetcache.backends.redis._url import parse_url
 
-__all__ = ["DURABILITY", "FORMAT_VERSION", "NotReplicatedError", "RedisBackend"]
+__all__ = ["FORMAT_VERSION", "RedisBackend"]
 
 #: The layout version this code writes (part of every key name).
 FORMAT_VERSION = LATEST
-
-#: ``?durability=``: ``replica`` keeps a write queued until a replica confirmed it (WAIT 1).
-DURABILITY = ("primary", "replica")
 
 _BATCH = 500
 # Keys per hit-count script and entries (or value bytes) per write script: bounds how long
@@ -65,9 +63,6 @@ _BATCH = 500
 _HITS_BATCH = 200
 _PUT_GROUP = 50
 _PUT_GROUP_BYTES = 1 << 20
-# After a server's WAIT found no replica, skip waiting on it for this long: writes to it are
-# refused at once (kept in the outbox) instead of each blocking the wait timeout.
-_UNREPLICATED_BACKOFF = 2.0
 
 _DEFAULTS: dict[str, Any] = {
     # A dead or hung server must not hang a caller: the cache front fails open on errors.
@@ -91,10 +86,6 @@ _OUTAGE: tuple[type[BaseException], ...] = (
 )
 
 
-class NotReplicatedError(BackendError):
-    """``durability=replica``: no replica confirmed a batch in time. It stays queued."""
-
-
 def _retry() -> Retry:
     # One immediate retry on a broken connection: after a server restart every pooled
     # connection fails once, then reconnects. Timeouts are not retried (that doubles the
@@ -102,132 +93,8 @@ def _retry() -> Retry:
     return Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
 
 
-def _num(raw: bytes | None) -> float | None:
-    return None if raw is None else float(raw)
-
-
-def _f(x: float) -> str:
-    return repr(float(x))
-
-
-def _entry_from_hash(key: str, h: Mapping[bytes, bytes]) -> Entry | None:
-    value = h.get(b"value")
-    if value is None:  # not ours (or a half-written foreign hash): a miss, never a crash
-        return None
-    prompt = h.get(b"prompt")
-    key_parts = h.get(b"key_parts")
-    metadata = h.get(b"metadata")
-    return Entry(
-        key,
-        value.decode(),
-        h.get(b"value_type", b"str").decode(),
-        h.get(b"namespace", b"default").decode(),
-        None if prompt is None else orjson.loads(prompt),
-        {} if key_parts is None else orjson.loads(key_parts),
-        float(h.get(b"created_at", b"0")),
-        _num(h.get(b"expires_at")),
-        int(h.get(b"hits", b"0")),
-        _num(h.get(b"last_hit_at")),
-        _num(h.get(b"duration")),
-        h.get(b"status", b"").decode(),
-        h.get(b"note", b"").decode(),
-        _metadata(metadata),
-    )  # fmt: skip
-
-
-def _metadata(raw: bytes | None) -> dict[str, Any]:
-    # Facts about the call, not the answer: a hand-edited field that is not a JSON object
-    # must not make the entry unreadable.
-    if raw is None:
-        return {}
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _fields(e: Entry) -> list[str]:
-    """The entry's hash fields, all as text: ``[field, value, ...]``."""
-    metadata = e.metadata or {}
-    usage = metadata.get("usage")
-    fields = [
-        "value", e.value, "value_type", e.value_type, "namespace", e.namespace,
-        "key_parts", orjson.dumps(e.key_parts or {}).decode(), "created_at", _f(e.created_at),
-        "hits", str(int(e.hits)), "status", e.status, "note", e.note,
-        # What a hit needs besides the value, in one field: lookup() reads two, not six.
-        # Usage rides along (a hundred bytes) so the front can count what a hit saved.
-        "serve", orjson.dumps([e.value_type, e.expires_at, e.status, e.duration,
-                               usage if isinstance(usage, dict) else None]).decode(),
-    ]  # fmt: skip
-    if metadata:
-        fields += ["metadata", orjson.dumps(metadata).decode()]
-    if e.prompt is not None:
-        fields += ["prompt", orjson.dumps(e.prompt).decode()]
-    if e.expires_at is not None:
-        fields += ["expires_at", _f(e.expires_at)]
-    if e.last_hit_at is not None:
-        fields += ["last_hit_at", _f(e.last_hit_at)]
-    if e.duration is not None:
-        fields += ["duration", _f(e.duration)]
-    return fields
-
-
 def _decode(member: bytes | str) -> str:
     return member.decode() if isinstance(member, bytes) else member
-
-
-class _Batch:
-    """Commands for several buckets, sent as one pipeline per server.
-
-    ``add`` queues one command on the pipeline of the bucket's server and returns its
-    position in :meth:`execute`'s result list, whatever server it went to.
-    """
-
-    def __init__(self, nodes: Nodes) -> None:
-        self._nodes = nodes
-        self._pipes: dict[str, Any] = {}
-        self._sizes: dict[str, int] = {}
-        self._order: list[tuple[str, int]] = []
-
-    def add(self, bucket: Bucket, command: str, *args: Any) -> int:
-        """Queue ``pipe.<command>(*args)`` on the bucket's server."""
-        return self._queue(bucket, lambda pipe: getattr(pipe, command)(*args))
-
-    def script(self, bucket: Bucket, script: Any, keys: list[str], args: list[Any]) -> int:
-        """Queue a registered script on the bucket's server."""
-        return self._queue(bucket, lambda pipe: script(keys=keys, args=args, client=pipe))
-
-    def _queue(self, bucket: Bucket, queue: Callable[[Any], object]) -> int:
-        name, client = self._nodes.for_slot(bucket.slot)
-        pipe = self._pipes.get(name)
-        if pipe is None:
-            pipe = self._pipes[name] = client.pipeline(transaction=False)
-            self._sizes[name] = 0
-        queue(pipe)
-        self._order.append((name, self._sizes[name]))
-        self._sizes[name] += 1
-        return len(self._order) - 1
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def execute(self) -> list[Any]:
-        """Send every pipeline; the replies in the order the commands were added."""
-        return self.execute_then(None)[0]
-
-    def execute_then(
-        self, last: Callable[[str, Any], None] | None
-    ) -> tuple[list[Any], dict[str, list[Any]]]:
-        """Like :meth:`execute`, but ``last(server, pipe)`` may queue a final command on each
-        server's pipeline (a ``WAIT``); returns the replies and, per server, what it queued."""
-        results: dict[str, list[Any]] = {}
-        for name, pipe in self._pipes.items():
-            if last is not None:
-                last(name, pipe)
-            results[name] = pipe.execute()
-        replies = [results[name][i] for name, i in self._order]
-        return replies, {name: results[name][self._sizes[name] :] for name in self._pipes}
 
 
 class RedisBackend(Backend):
@@ -321,14 +188,13 @@ class RedisBackend(Backend):
         self._scripts: dict[str, Any] = {}
         self._tokens: dict[str, str] = {}  # key -> our lock token (owner-less callers)
         self._tokens_lock = threading.Lock()
-        self._unreplicated: dict[str, float] = {}  # server -> monotonic time to wait again
         self._lean = self._lean_ok(client) if client is not None else cluster
         # One server: its pool, looked up once. A cluster's pool depends on the slot.
         self._single_pool = (
             cast("redis.Redis", client).connection_pool if self._lean and not cluster else None
         )
         self._hot_buckets = {b.tag: b for b in self._layout.buckets}
-        self._replication_log = OutageLog(f"replicating writes to {self.url}")
+        self._replication = Replication(durability, self.wait_timeout, self.url)
         self.breaker = CircuitBreaker(cooldown, trips_on=_OUTAGE, probe=self._probe, name=self.url)
         """The circuit breaker in front of every call (see :mod:`sheetcache._breaker`)."""
 
@@ -471,7 +337,7 @@ class RedisBackend(Backend):
 
     def _namespace_lists(self, layout: Layout, namespace: str | None) -> dict[str, list[Bucket]]:
         """namespace -> the buckets of ``layout`` that hold keys of it."""
-        batch = _Batch(self._nodes)
+        batch = Batch(self._nodes)
         for b in layout.buckets:
             if namespace is None:
                 batch.add(b, "smembers", b.namespaces)
@@ -496,12 +362,12 @@ class RedisBackend(Backend):
         todo = list(keys)
         for layout in self._layouts():
             for batch_keys in chunks(todo, _BATCH):
-                batch = _Batch(self._nodes)
+                batch = Batch(self._nodes)
                 for key in batch_keys:
                     name = layout.bucket(key).entry + key
                     batch.add(layout.bucket(key), "hgetall", name)
                 for key, h in zip(batch_keys, batch.execute(), strict=True):
-                    entry = _entry_from_hash(key, h) if h else None
+                    entry = entry_from_hash(key, h) if h else None
                     if entry is not None:
                         found[key] = entry
             todo = [k for k in todo if k not in found]
@@ -631,7 +497,7 @@ class RedisBackend(Backend):
         newer = replies[len(page) :] if shadowed else [0] * len(page)
         missing = []
         for member, h, new in zip(page, replies, newer, strict=False):
-            entry = _entry_from_hash(member.decode(), h) if h else None
+            entry = entry_from_hash(member.decode(), h) if h else None
             if entry is None:
                 missing.append(member)
             elif not new:
@@ -646,7 +512,7 @@ class RedisBackend(Backend):
     def _count(self, namespace: str | None) -> int:
         total = 0
         for layout in self._layouts():
-            batch = _Batch(self._nodes)
+            batch = Batch(self._nodes)
             pairs = [(b, ns) for ns, buckets in self._namespace_lists(layout, namespace).items()
                      for b in buckets]  # fmt: skip
             self._queue_prunes(batch, pairs)
@@ -656,7 +522,7 @@ class RedisBackend(Backend):
                 total += sum(replies[i] for i in cards)
         return total
 
-    def _queue_prunes(self, batch: _Batch, pairs: Sequence[tuple[Bucket, str]]) -> None:
+    def _queue_prunes(self, batch: Batch, pairs: Sequence[tuple[Bucket, str]]) -> None:
         """Queue the expiry prune of each (bucket, namespace): one script call per bucket on
         a cluster (a call must stay in one slot), one per 500 pairs on a single server."""
         prune = self._script("PRUNE")
@@ -682,7 +548,7 @@ class RedisBackend(Backend):
             for e in batch_entries:
                 b = self._layout.bucket(e.key)
                 groups.setdefault(b.tag if self.cluster else "", []).append((e, b))
-            batch = _Batch(self._nodes)
+            batch = Batch(self._nodes)
             touched: dict[tuple[str, str], tuple[Bucket, str]] = {}
             for members in groups.values():
                 group: list[list[Any]] = []
@@ -690,7 +556,7 @@ class RedisBackend(Backend):
                 for i, (e, b) in enumerate(members):
                     touched[(b.tag, e.namespace)] = (b, e.namespace)
                     expire_ms = "" if e.expires_at is None else str(math.ceil(e.expires_at * 1000))
-                    group.append([e.key, e.namespace, expire_ms, _fields(e), b.base])
+                    group.append([e.key, e.namespace, expire_ms, hash_fields(e), b.base])
                     size += len(e.value)
                     full = len(group) >= _PUT_GROUP or size >= _PUT_GROUP_BYTES
                     if full or i == len(members) - 1:
@@ -699,43 +565,7 @@ class RedisBackend(Backend):
                         group, size = [], 0
             # Keep the indexes from growing with entries Redis already expired.
             self._queue_prunes(batch, list(touched.values()))
-            self._execute_write(batch)
-
-    def _execute_write(self, batch: _Batch) -> list[Any]:
-        """Send a write batch; with durability=replica, raise unless a replica has it."""
-        if self.durability == "primary":
-            return batch.execute()
-        now = time.monotonic()
-        waited: list[str] = []
-        skipped: list[str] = []
-
-        def wait(name: str, pipe: Any) -> None:
-            if self._unreplicated.get(name, 0.0) > now:
-                skipped.append(name)
-            else:
-                waited.append(name)
-                pipe.execute_command("WAIT", 1, max(1, int(self.wait_timeout * 1000)))
-
-        replies, tails = batch.execute_then(wait)
-        unconfirmed = list(skipped)
-        for name, tail in tails.items():
-            if name in waited and not (tail and int(tail[-1]) >= 1):
-                unconfirmed.append(name)
-                self._unreplicated[name] = time.monotonic() + _UNREPLICATED_BACKOFF
-            elif name in waited:
-                self._unreplicated.pop(name, None)
-        if unconfirmed:
-            where = ", ".join(n or self.url for n in unconfirmed)
-            exc = NotReplicatedError(
-                f"no replica of {where} confirmed the write within {self.wait_timeout:g}s "
-                "(durability=replica); it stays queued and is sent again. If this Redis has "
-                "no replicas, use ?durability=primary"
-            )
-            self._replication_log.failed(exc, "answers wait in the outbox")
-            raise exc
-        if not self._unreplicated:
-            self._replication_log.ok()
-        return replies
+            self._replication.send(batch)
 
     def delete_many(self, keys: Sequence[str]) -> int:
         return cast("int", self._guarded(lambda: self._delete_many(keys)))
@@ -745,7 +575,7 @@ class RedisBackend(Backend):
         deleted: set[str] = set()
         for layout in self._layouts():
             for batch_keys in chunks(keys, _BATCH):
-                batch = _Batch(self._nodes)
+                batch = Batch(self._nodes)
                 for key in batch_keys:
                     b = layout.bucket(key)
                     args = [key, b.index, b.expiry]
@@ -767,12 +597,12 @@ class RedisBackend(Backend):
                 groups.setdefault(layout.bucket(key).tag if self.cluster else "", []).append(
                     (key, hit)
                 )
-            batch = _Batch(self._nodes)
+            batch = Batch(self._nodes)
             for items in groups.values():
                 for part in chunks(items, _HITS_BATCH):
                     args: list[Any] = []
                     for _key, (n, at) in part:
-                        args += [int(n), _f(at)]
+                        args += [int(n), float_text(at)]
                     names = [layout.bucket(k).entry + k for k, _ in part]
                     batch.script(layout.bucket(part[0][0]), script, names, args)
             if len(batch):
@@ -819,7 +649,9 @@ class RedisBackend(Backend):
         ttl_ms = max(1, math.ceil(ttl * 1000))
         lock = self._script("LOCK")
         got = self._guarded(
-            lambda: lock(keys=[b.lock + key, b.entry + key], args=[token, ttl_ms, _f(time.time())])
+            lambda: lock(
+                keys=[b.lock + key, b.entry + key], args=[token, ttl_ms, float_text(time.time())]
+            )
         )
         if not got:
             return False

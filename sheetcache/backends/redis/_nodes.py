@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.cluster import RedisCluster
 
-__all__ = ["Nodes"]
+if TYPE_CHECKING:
+    from sheetcache.backends.redis._layout import Bucket
+
+__all__ = ["Batch", "Nodes"]
 
 
 class Nodes:
@@ -97,3 +100,56 @@ class Nodes:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+class Batch:
+    """Commands for several buckets, sent as one pipeline per server.
+
+    ``add`` queues one command on the pipeline of the bucket's server and returns its
+    position in :meth:`execute`'s result list, whatever server it went to.
+    """
+
+    def __init__(self, nodes: Nodes) -> None:
+        self._nodes = nodes
+        self._pipes: dict[str, Any] = {}
+        self._sizes: dict[str, int] = {}
+        self._order: list[tuple[str, int]] = []
+
+    def add(self, bucket: Bucket, command: str, *args: Any) -> int:
+        """Queue ``pipe.<command>(*args)`` on the bucket's server."""
+        return self._queue(bucket, lambda pipe: getattr(pipe, command)(*args))
+
+    def script(self, bucket: Bucket, script: Any, keys: list[str], args: list[Any]) -> int:
+        """Queue a registered script on the bucket's server."""
+        return self._queue(bucket, lambda pipe: script(keys=keys, args=args, client=pipe))
+
+    def _queue(self, bucket: Bucket, queue: Callable[[Any], object]) -> int:
+        name, client = self._nodes.for_slot(bucket.slot)
+        pipe = self._pipes.get(name)
+        if pipe is None:
+            pipe = self._pipes[name] = client.pipeline(transaction=False)
+            self._sizes[name] = 0
+        queue(pipe)
+        self._order.append((name, self._sizes[name]))
+        self._sizes[name] += 1
+        return len(self._order) - 1
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def execute(self) -> list[Any]:
+        """Send every pipeline; the replies in the order the commands were added."""
+        return self.execute_then(None)[0]
+
+    def execute_then(
+        self, last: Callable[[str, Any], None] | None
+    ) -> tuple[list[Any], dict[str, list[Any]]]:
+        """Like :meth:`execute`, but ``last(server, pipe)`` may queue a final command on each
+        server's pipeline (a ``WAIT``); returns the replies and, per server, what it queued."""
+        results: dict[str, list[Any]] = {}
+        for name, pipe in self._pipes.items():
+            if last is not None:
+                last(name, pipe)
+            results[name] = pipe.execute()
+        replies = [results[name][i] for name, i in self._order]
+        return replies, {name: results[name][self._sizes[name] :] for name in self._pipes}
