@@ -347,7 +347,22 @@ def cluster_section(hits: int, writes: int) -> None:
             print(f"{f'  durability={durability}':55} {us:10.1f}")
         backend.close()
         raw.close()
+        _spread(url)
         _failover_timing(cluster, url)
+
+
+def _spread(url: str, n: int = 10_000) -> None:
+    """How the entries of ONE namespace spread over the masters (buckets, entry hashes)."""
+    with RedisBackend.from_url(url + "-spread") as b:
+        b.put_many([Entry(make_key(f"spread {i}"), "x", namespace="one") for i in range(n)])
+        buckets: dict[str, int] = {}
+        for bucket in b._layout.buckets:
+            name = b._nodes.for_slot(bucket.slot)[0]
+            buckets[name] = buckets.get(name, 0) + 1
+        print(f"\n{f'{n:,} entries of one namespace, per master':46} {'buckets':>8} {'entries':>8}")
+        for name, client in b._nodes.primaries():
+            count = sum(1 for _ in client.scan_iter(match="bench-spread:v2:*:entry:*", count=1000))
+            print(f"{'  ' + name:46} {buckets.get(name, 0):8} {count:8,} ({count / n:.1%})")
 
 
 def _failover_timing(cluster: LocalCluster, url: str) -> None:
