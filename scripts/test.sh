@@ -2,11 +2,12 @@
 # One command from a fresh clone: install everything the tests need, then run the whole suite.
 # Extra arguments go to pytest (e.g. -k sqlite, -x).
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh" dev
-if ! command -v redis-server >/dev/null 2>&1; then
-    echo "installing redis-server (the Redis tests run a real one)..."
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    # redis-tools has redis-cli, which creates the test cluster (--cluster create).
+    echo "installing redis-server and redis-tools (the Redis tests run a real server and cluster)..."
     SUDO=""
     if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 exec .venv/bin/python -m pytest "$@"

@@ -10,6 +10,7 @@ Without ``redis-server`` on PATH the tests fail with the install command, unless
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -22,6 +23,7 @@ __all__ = [
     "redis_client_fixture",
     "redis_server_fixture",
     "redis_url_fixture",
+    "require_redis_cli",
     "require_redis_server",
 ]
 
@@ -32,6 +34,16 @@ def require_redis_server() -> None:
         if os.environ.get("SHEETCACHE_ALLOW_SKIP_REDIS") == "1":
             pytest.skip(NOT_FOUND)
         pytest.fail(NOT_FOUND, pytrace=False)
+
+
+def require_redis_cli() -> None:
+    """Fail (or skip, if allowed) when ``redis-cli`` (it creates the test cluster) is missing."""
+    require_redis_server()
+    if shutil.which("redis-cli") is None:
+        hint = "redis-cli not found: apt-get install redis-tools"
+        if os.environ.get("SHEETCACHE_ALLOW_SKIP_REDIS") == "1":
+            pytest.skip(hint)
+        pytest.fail(hint, pytrace=False)
 
 
 def new_redis_server(**options: object) -> RedisServer:

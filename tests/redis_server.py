@@ -18,9 +18,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["NOT_FOUND", "RedisServer", "find_redis_server"]
+__all__ = ["NOT_FOUND", "RedisServer", "find_redis_server", "free_port"]
 
 NOT_FOUND = "redis-server not found: apt-get install redis-server"
 
@@ -43,15 +44,41 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(*, bus: bool = False) -> int:
+    """A free TCP port on 127.0.0.1; with ``bus``, port + 10000 (Cluster's bus) is free too."""
+    while True:
+        port = _free_port()
+        if not bus or (port + 10000 < 65536 and _is_free(port + 10000)):
+            return port
+
+
 class RedisServer:
     """A ``redis-server`` child process.
 
     Args:
         persistent: append-only file with ``appendfsync always``: data survives a kill.
         password: require this password (``requirepass``).
+        port: listen on this port (default: a free one).
+        extra_args: more ``redis-server`` arguments (``--cluster-enabled yes`` ...).
     """
 
-    def __init__(self, *, persistent: bool = False, password: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        persistent: bool = False,
+        password: str | None = None,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         binary = find_redis_server()
         if binary is None:
             raise FileNotFoundError(NOT_FOUND)
@@ -61,7 +88,8 @@ class RedisServer:
         # Short path: a unix socket path must fit in ~100 bytes.
         self.dir = Path(tempfile.mkdtemp(prefix="sc-redis-"))
         self.socket_path = str(self.dir / "redis.sock")
-        self.port = _free_port()
+        self.port = port or _free_port()
+        self.extra_args = list(extra_args)
         self._proc: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -96,6 +124,7 @@ class RedisServer:
             args += ["--appendonly", "no"]
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.extra_args
         self._proc = subprocess.Popen(  # noqa: S603 - our own binary and arguments
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

@@ -21,9 +21,11 @@ from redis_fixtures import (  # noqa: F401 - fixtures
     redis_url_fixture,
 )
 from redis_server import RedisServer
+from typer.testing import CliRunner
 
 from sheetcache import Cache, ConfigError, make_key
 from sheetcache.backends.redis import RedisBackend
+from sheetcache.cli import app
 
 
 def wait_until(
@@ -59,17 +61,18 @@ def test_documented_key_layout(redis_server: RedisServer, redis_client: redis.Re
         assert cache.get_or_call("q", lambda p: "a", model="m") == "a"
         assert cache.flush(timeout=30)
         key = cache.key("q", model="m")
-        h = redis_client.hgetall(f"sheetcache:v1:entry:{key}")
+        base = f"sheetcache:v2:{{{key[:2]}}}:"  # the bucket: a Cluster hash tag
+        h = redis_client.hgetall(f"{base}entry:{key}")
         assert h[b"value"] == b"a" and h[b"namespace"] == b"team-a"
         assert json.loads(h[b"key_parts"]) == {"model": "m"} and json.loads(h[b"prompt"]) == "q"
-        ttl_ms = redis_client.pttl(f"sheetcache:v1:entry:{key}")
-        assert 7 * 86400_000 - 60_000 < ttl_ms <= 7 * 86400_000
-        assert redis_client.zscore("sheetcache:v1:index:team-a", key) == 0
-        assert redis_client.sismember("sheetcache:v1:namespaces", "team-a")
-        assert not redis_client.exists(f"sheetcache:v1:lock:{key}")  # released
+        ttl_ms = redis_client.pttl(f"{base}entry:{key}")
+        assert 7 * 86400_000 - 60_000 < ttl_ms <= 7 * 86400_000 + 1000  # ms rounded up
+        assert redis_client.zscore(f"{base}index:team-a", key) == 0
+        assert redis_client.sismember(f"{base}namespaces", "team-a")
+        assert not redis_client.exists(f"{base}lock:{key}")  # released
         # Hit counts for a key that is not stored never create a stray hash.
         cache.backend.record_hits({"d" * 64: (1, 1.0)})
-        assert not redis_client.exists("sheetcache:v1:entry:" + "d" * 64)
+        assert not redis_client.exists("sheetcache:v2:{dd}:entry:" + "d" * 64)
         assert cache.clear() == 1
         assert redis_client.keys("sheetcache:*") == []
 
@@ -85,7 +88,7 @@ def test_ttl_is_enforced_by_redis(redis_url: str, redis_client: redis.Redis) -> 
         cache.get_or_call("q", llm)
         assert cache.flush(timeout=30)
         name = cache.backend.entry_key(cache.key("q"))  # type: ignore[attr-defined]
-        assert 0 < redis_client.pttl(name) <= 1000
+        assert 0 < redis_client.pttl(name) <= 1001  # expiry ms are rounded up
         assert cache.backend.count() == 1
         wait_until(lambda: not redis_client.exists(name), 15, "Redis to expire the entry")
         assert cache.backend.count() == 0  # the index forgot it too
@@ -227,7 +230,9 @@ def test_a_client_of_your_own(redis_server: RedisServer) -> None:
         assert backend.url == f"redis://127.0.0.1:{redis_server.port}/2?prefix=mine"
         backend.put_many([entry(1)])
         backend.close()
-        assert client.exists("mine:v1:entry:" + entry(1).key)  # still usable: it is yours
+        assert client.exists(
+            f"mine:v2:{{{entry(1).key[:2]}}}:entry:" + entry(1).key
+        )  # still usable: it is yours
         client.delete(*client.keys("mine:*"))
     finally:
         client.close()
@@ -552,3 +557,91 @@ def test_a_hung_server_does_not_hang_callers() -> None:
             assert make_key("q") in cache.backend.get_many([make_key("q")])
     finally:
         server.close()
+
+
+# -- metadata, owner locks, the v1 layout -----------------------------------------------
+
+
+def test_metadata_round_trips_and_lookup_carries_the_usage(redis_url: str) -> None:
+    usage = {"model": "gpt-4o", "provider": "openai", "input_tokens": 12, "output_tokens": 34}
+    meta = {"usage": usage, "run": {"tags": ["a", "ü"], "ok": True, "n": None}}
+    with RedisBackend.from_url(redis_url) as b:
+        e = entry(1, metadata=meta)
+        b.put_many([e, entry(2)])
+        assert b.get_many([e.key])[e.key].metadata == meta
+        assert {x.key: x.metadata for x in b.iter_entries()} == {e.key: meta, entry(2).key: {}}
+        found = b.lookup(e.key)
+        assert found is not None and found.metadata == {"usage": usage}
+        plain = b.lookup(entry(2).key)
+        assert plain is not None and plain.metadata == {}
+
+
+def test_hand_edited_metadata_never_hides_the_answer(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    with RedisBackend.from_url(redis_url) as b:
+        e = entry(1, metadata={"usage": {"input_tokens": 1}})
+        b.put_many([e])
+        redis_client.hset(b.entry_key(e.key), "metadata", "{not json")
+        got = b.get_many([e.key])[e.key]
+        assert got.value == e.value and got.metadata == {}
+
+
+def test_two_owners_cannot_release_each_others_lock(redis_url: str) -> None:
+    key = "b" * 64
+    with RedisBackend.from_url(redis_url) as first, RedisBackend.from_url(redis_url) as second:
+        assert first.try_lock(key, 30, "owner-a") is True
+        assert second.try_lock(key, 30, "owner-b") is False
+        second.unlock(key, "owner-b")  # not its lock: nothing happens
+        assert second.try_lock(key, 30, "owner-b") is False
+        first.unlock(key, "owner-a")
+        assert second.try_lock(key, 30, "owner-b") is True
+        first.unlock(key, "owner-a")  # late: the lock is owner-b's now
+        assert first.try_lock(key, 30, "owner-a") is False
+        second.unlock(key, "owner-b")
+
+
+def test_the_v1_layout_is_still_read_and_migrate_moves_it(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    old = [entry(i, namespace="ns" if i % 2 else "default") for i in range(6)]
+    with RedisBackend.from_url(redis_url + "&layout=1") as v1:
+        v1.put_many(old)
+    prefix = redis_url.rsplit("prefix=", 1)[1]
+    assert redis_client.exists(f"{prefix}:v1:entry:{old[0].key}")
+    with RedisBackend.from_url(redis_url) as b:
+        found = b.lookup(old[0].key)
+        assert found is not None and found.value == old[0].value
+        assert set(b.get_many([e.key for e in old])) == {e.key for e in old}
+        assert b.count() == 6 and len(list(b.iter_entries("ns"))) == 3
+        replaced = entry(0, value="rewritten in v2")
+        b.put_many([replaced])  # v2 shadows v1: served, and listed once
+        assert b.get_many([replaced.key])[replaced.key].value == "rewritten in v2"
+        assert sorted(e.value for e in b.iter_entries() if e.key == replaced.key) == [
+            "rewritten in v2"
+        ]
+        assert b.delete_many([old[1].key]) == 1  # gone from both layouts
+        assert b.get_many([old[1].key]) == {}
+    runner = CliRunner()
+    moved = runner.invoke(app, ["migrate", redis_url + "&layout=1", redis_url + "&layout=2"])
+    assert moved.exit_code == 0, moved.output
+    cleared = runner.invoke(app, ["clear", "--url", redis_url + "&layout=1", "--yes"])
+    assert cleared.exit_code == 0, cleared.output
+    assert redis_client.keys(f"{prefix}:v1:*") == []
+    with RedisBackend.from_url(redis_url + "&layout=2") as v2:
+        values = {e.key: e.value for e in v2.iter_entries()}
+    assert values == {e.key: e.value for e in old[2:]} | {old[0].key: "rewritten in v2"}
+
+
+def test_valkey_urls_are_aliases(redis_server: RedisServer) -> None:
+    for scheme in ("valkey", "valkey+unix"):
+        url = (
+            f"valkey://127.0.0.1:{redis_server.port}/0?prefix=vk"
+            if scheme == "valkey"
+            else f"valkey+unix://{redis_server.socket_path}?db=0&prefix=vk"
+        )
+        with Cache(url) as cache:
+            assert cache.get_or_call("q", str.upper) == "Q"
+            assert cache.flush(timeout=30)
+            assert cache.backend.count() == 1
+            cache.clear()
