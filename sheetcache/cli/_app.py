@@ -1,0 +1,114 @@
+"""The Typer app the command modules register on, and how a failure reaches the user.
+
+A command raises what it raises; :class:`_Group` turns the expected failures (a
+:class:`~sheetcache.SheetcacheError`, a store that can't be reached, a file that can't be
+read) into one ``error:`` line and exit status 1. ``--debug`` (or ``$SHEETCACHE_DEBUG``)
+lets the traceback through instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+from typer.exceptions import Abort, Exit, TyperException
+
+import sheetcache.cli._ui as _ui
+from sheetcache._errors import SheetcacheError
+
+__all__ = ["app"]
+
+# Store clients whose errors mean "the store can't be reached or refused us", not a bug.
+_CLIENT_MODULES = {"redis", "requests", "urllib3", "google", "gspread", "httpx", "httpcore"}
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an expected failure, with what to check."""
+    target = _ui.current_target
+    where = f" {target.shown}" if target else ""
+    if isinstance(exc, SheetcacheError):
+        return str(exc)
+    root = type(exc).__module__.split(".", 1)[0]
+    if isinstance(exc, (OSError, sqlite3.Error)) or root in _CLIENT_MODULES:
+        return (
+            f"cannot use the store{where}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
+            "Check that the server "
+            "is running and reachable, and that the URL (host, port, credentials) is right"
+        )
+    return ""
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:
+        _ui.state.reset()
+        _ui.current_target = None
+        try:
+            return super().invoke(ctx)
+        except (Exit, Abort, TyperException):
+            raise
+        except BrokenPipeError:
+            # The reader went away (`sheetcache export | head`): stop quietly, like cat does.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise Exit(0) from None
+        except Exception as exc:
+            if _ui.state.debug:
+                raise
+            message = _describe(exc)
+            if not message:
+                message = (
+                    f"unexpected {type(exc).__name__}: {exc}. This looks like a bug in "
+                    "sheetcache: run again with --debug and report the traceback"
+                )
+            _ui.err(f"error: {message}")
+            _ui.err("(run with --debug for the traceback)")
+            raise Exit(1) from None
+
+
+app = typer.Typer(
+    name="sheetcache",
+    cls=_Group,
+    help="Stop paying for the same LLM call twice. Inspect and manage a sheetcache cache.\n\n"
+    "Every command that uses a store takes --url; the default is $SHEETCACHE_URL, else "
+    "SQLite in the user cache dir.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    # The plain help formatter: no "<bool>" beside every flag, and metavars as written.
+    rich_markup_mode=None,
+)
+
+
+def _package_version() -> str:
+    try:
+        return version("sheetcache")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"sheetcache {_package_version()}")
+        raise Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of a failure.")
+    ] = False,
+) -> None:
+    """Stop paying for the same LLM call twice. Inspect and manage a sheetcache cache."""
+    if debug:
+        _ui.state.debug = True
