@@ -109,7 +109,8 @@ def test_the_package_builds_and_passes_twine_check(tmp_path: Path) -> None:
     pytest.importorskip("twine")
     out = tmp_path / "dist"
     built = subprocess.run(
-        [sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(out),
+         str(ROOT)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]

@@ -13,7 +13,7 @@ from sheetcache._urls import redact_url
 from sheetcache.cli._app import app
 from sheetcache.cli._stores import UrlArgument, doctor_store, init_store, pick_url
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # fix lines must paste whole
 
 _URL_HELP = "sheets://SPREADSHEET_ID/WORKSHEET (add ?credentials=key.json or ?endpoint=URL)"
 
