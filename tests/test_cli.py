@@ -345,3 +345,36 @@ def test_demo_on_the_sheets_emulator_shows_the_reviewer_rows() -> None:
     # 24 misses went out as batched appends, not one request each.
     writes = int(out.split(" of them writes")[0].rsplit(" ", 1)[1])
     assert writes <= 4
+
+
+def test_cli_modules_import_one_way() -> None:
+    """No command module imports the ``sheetcache.cli`` package, and there are no cycles."""
+    import ast
+
+    folder = Path(__file__).resolve().parents[1] / "sheetcache" / "cli"
+    edges: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        name = "sheetcache.cli" if path.stem == "__init__" else f"sheetcache.cli.{path.stem}"
+        targets = edges.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name.startswith("sheetcache.cli")}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "sheetcache.cli"
+            ):
+                base = node.module or ""
+                # `from sheetcache.cli import _x` names a submodule; anything else the package.
+                subs = {f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in edges
+                        or (folder / f"{a.name}.py").exists()}  # fmt: skip
+                targets |= subs if base == "sheetcache.cli" and subs else {base}
+    for name, targets in edges.items():
+        if name not in {"sheetcache.cli", "sheetcache.cli.__main__"}:  # the two entry points
+            assert "sheetcache.cli" not in targets, f"{name} imports the cli package"
+
+    def visit(node: str, path: list[str]) -> None:
+        assert node not in path, " -> ".join([*path, node])
+        for nxt in edges.get(node, ()):
+            visit(nxt, [*path, node])
+
+    for start in edges:
+        visit(start, [])
