@@ -322,10 +322,20 @@ def test_migrate_progress_fits_80_columns_on_a_terminal(url: str, tmp_path: Path
     assert all(len(line) <= 80 for line in frames)
 
 
-def test_progress_through_a_pipe_is_plain_lines(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_ui, "PLAIN_PROGRESS_EVERY", 0.0)
-    err = run("export", "--url", url).stderr
-    assert "exporting: 4 of 4 entries" in err and "\x1b" not in err
+def test_progress_through_a_pipe_is_a_plain_line_every_few_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_ui, "PLAIN_PROGRESS_EVERY", 0.05)
+    _ui.state.reset()  # stderr: the test's capture, not a terminal
+    lines: list[str] = []
+    monkeypatch.setattr(_ui, "err", lines.append)
+    with _ui.progress("exporting", 4) as task:
+        task.advance(3)
+        deadline = time.monotonic() + 10
+        while not lines and time.monotonic() < deadline:  # a blocked read still reports
+            time.sleep(0.01)
+    assert lines and lines[0].startswith("exporting: 3 of 4 entries, ")
+    assert all("\x1b" not in line for line in lines)
 
 
 def test_emulator_listens_where_the_url_says(monkeypatch: pytest.MonkeyPatch) -> None:

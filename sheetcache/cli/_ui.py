@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -179,31 +180,35 @@ class _RichTask(_Task):
 
 
 class _PlainTask(_Task):
-    """A line like ``exporting: 12,000 of 50,000 entries, 5 s`` every few seconds."""
+    """A line like ``exporting: 12,000 of 50,000 entries, 5 s`` every few seconds.
+
+    A timer thread prints it, so a read that blocks (a slow store's first page) still
+    shows that the command is alive.
+    """
 
     def __init__(self, label: str, total: int | None, unit: str) -> None:
         super().__init__(label, total)
         self._unit = unit
-        self._started = self._last = time.monotonic()
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sheetcache-progress", daemon=True)
 
-    def _tick(self) -> None:
-        now = time.monotonic()
-        if now - self._last >= PLAIN_PROGRESS_EVERY:
-            self._last = now
-            err(self.line(now))
-
-    def line(self, now: float | None = None) -> str:
-        elapsed = (now or time.monotonic()) - self._started
+    def line(self) -> str:
+        elapsed = time.monotonic() - self._started
         of = "" if self.total is None else f" of {self.total:,}"
         return f"{self.label}: {self.done:,}{of} {self._unit}, {elapsed:.0f} s"
 
-    def advance(self, n: int = 1) -> None:
-        super().advance(n)
-        self._tick()
+    def _run(self) -> None:
+        while not self._stop.wait(PLAIN_PROGRESS_EVERY):
+            err(self.line())
 
-    def update(self, done: int) -> None:
-        super().update(done)
-        self._tick()
+    def __enter__(self) -> _PlainTask:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 @contextmanager
@@ -224,7 +229,8 @@ def progress(label: str, total: int | None = None, *, unit: str = "entries") -> 
         with Progress(*columns, console=state.err, transient=True) as bar:
             yield _RichTask(bar, label, total)
         return
-    yield _PlainTask(label, total, unit)
+    with _PlainTask(label, total, unit) as task:
+        yield task
 
 
 def stdin_is_terminal() -> bool:
