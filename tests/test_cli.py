@@ -388,3 +388,18 @@ def test_cli_modules_import_one_way() -> None:
 
     for start in edges:
         visit(start, [])
+
+
+def test_hostile_text_round_trips_and_a_lone_surrogate_is_rejected(tmp_path: Path) -> None:
+    src, dst = f"sqlite:///{tmp_path}/src.db", f"sqlite:///{tmp_path}/dst.db"
+    hostile = "NUL \x00 inside, emoji 🙂, a formula =1+1\n" + "x" * 1_000_000
+    with Cache(src) as cache:
+        cache.set("hostile prompt \x00 ✓", hostile, model="m")
+    path = tmp_path / "dump.jsonl"
+    run("export", "--url", src, "--output", str(path))
+    surrogate = path.read_text(encoding="utf-8").replace("hostile prompt", "\\ud800 prompt")
+    path.write_text(path.read_text(encoding="utf-8") + surrogate, encoding="utf-8")
+    result = run("import", str(path), "--url", dst, code=1)
+    assert "rejected line 2" in result.stderr and "imported 1 entry" in result.stdout
+    with Cache(dst) as cache:
+        assert cache.get("hostile prompt \x00 ✓", model="m") == hostile

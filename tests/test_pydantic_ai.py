@@ -39,8 +39,8 @@ from rich.console import Console
 import sheetcache.pydantic_ai as integration
 from sheetcache import Cache, ConfigError, make_key
 from sheetcache._codec import decode_value, encode_value
-from sheetcache.cli._demo_agent import run_agent_demo
 from sheetcache._display import model_of, prompt_text
+from sheetcache.cli._demo_agent import run_agent_demo
 from sheetcache.pydantic_ai import CacheCapability, CachedModel, ModelCacheStats, request_key
 
 
