@@ -264,6 +264,22 @@ def test_a_broken_default_cache_names_the_fix_unwrapped_and_quoted(
         assert shlex.split(fix) == ["mv", path, path + ".broken"]
 
 
+def test_doctor_finds_a_default_cache_corrupted_mid_way(tmp_path: Path) -> None:
+    env: dict[str, str | None] = {"SHEETCACHE_DIR": str(tmp_path)}
+    with Cache(f"sqlite:///{tmp_path}/cache.db") as cache:
+        for i in range(400):
+            cache.set(f"question {i}", "answer " * 100, model="m")
+    assert "sound sheetcache database" in run("doctor", env=env).output
+    path = tmp_path / "cache.db"
+    data = bytearray(path.read_bytes())
+    data[8192:40960] = b"\xa5" * (40960 - 8192)  # pages 3 to 10 (of 4 KB) overwritten
+    path.write_bytes(bytes(data))
+    out = run("doctor", env=env, code=1).output
+    assert "✗ file:" in out
+    fix = next(line for line in out.splitlines() if line.strip().startswith("mv "))
+    assert shlex.split(fix) == ["mv", str(path), f"{path}.broken"]
+
+
 def test_prune_and_clear_speak_plainly(url: str) -> None:
     with Cache(url) as cache:
         old = next(iter(cache.entries()))

@@ -435,6 +435,19 @@ class SQLiteBackend(Backend):
             return conn.execute("DELETE FROM entries").rowcount
         return conn.execute("DELETE FROM entries WHERE namespace = ?", (namespace,)).rowcount
 
+    def integrity_problems(self, limit: int = 5) -> list[str]:
+        """What ``PRAGMA quick_check`` finds wrong with the file ([] when it is sound).
+
+        Reads every page, so it takes a while on a big file: for ``sheetcache doctor``,
+        never the hot path.
+        """
+        try:
+            rows = self._conn().execute(f"PRAGMA quick_check({int(limit)})").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return [str(exc)]
+        problems = [str(r[0]) for r in rows]
+        return [] if problems == ["ok"] else problems
+
     def close(self) -> None:
         self._closed = True
         with self._conns_lock:

@@ -61,15 +61,18 @@ def doctor_store(url: str) -> None:
         _ui.out(f"✗ open: {exc}")
         raise typer.Exit(1) from None
     try:
-        if isinstance(backend, SQLiteBackend) and backend.unusable is not None:
-            path = str(backend.path)
-            _ui.out(f"✗ file: {path} cannot be used ({backend.reason})")
-            _ui.out("    → move it aside; a new cache is created on the next start:")
-            _ui.out("      " + _ui.command_line(["mv", path, path + ".broken"]))
-            raise typer.Exit(1)
         if isinstance(backend, SQLiteBackend):
+            problems = (
+                [backend.reason] if backend.unusable is not None else backend.integrity_problems()
+            )
+            if problems:
+                path = str(backend.path)
+                _ui.out(f"✗ file: {path} cannot be used ({'; '.join(problems)})")
+                _ui.out("    → move it aside; a new cache is created on the next start:")
+                _ui.out("      " + _ui.command_line(["mv", path, path + ".broken"]))
+                raise typer.Exit(1)
             size = backend.path.stat().st_size if backend.path.exists() else 0
-            _ui.out(f"✓ file: {backend.path} ({size:,} bytes, a sheetcache database)")
+            _ui.out(f"✓ file: {backend.path} ({size:,} bytes, a sound sheetcache database)")
         count = backend.count()
         _ui.out(f"✓ reads: {_ui.plural(count, 'entry', 'entries')}")
     finally:
