@@ -351,6 +351,12 @@ def test_progress_through_a_pipe_is_a_plain_line_every_few_seconds(
         while not lines and time.monotonic() < deadline:  # a blocked read still reports
             time.sleep(0.01)
     assert lines and lines[0].startswith("exporting: 3 of 4 entries, ")
+    lines.clear()
+    with _ui.waiting("opening sheets://ID/tab"):  # a slow open says it is alive too
+        deadline = time.monotonic() + 10
+        while not lines and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert lines and lines[0].startswith("opening sheets://ID/tab... ")
     assert all("\x1b" not in line for line in lines)
 
 

@@ -195,6 +195,8 @@ class _PlainTask(_Task):
 
     def line(self) -> str:
         elapsed = time.monotonic() - self._started
+        if not self._unit:  # a wait with nothing to count (opening a store)
+            return f"{self.label}... {elapsed:.0f} s"
         of = "" if self.total is None else f" of {self.total:,}"
         return f"{self.label}: {self.done:,}{of} {self._unit}, {elapsed:.0f} s"
 
@@ -239,6 +241,18 @@ def stdin_is_terminal() -> bool:
 
 
 @contextmanager
+def waiting(label: str) -> Iterator[None]:
+    """Show that a wait without a count (opening a remote store) is alive."""
+    label = label if len(label) <= 60 else label[:59] + "…"
+    if state.err.is_terminal:
+        with state.err.status(label):
+            yield
+        return
+    with _PlainTask(label, None, ""):
+        yield
+
+
+@contextmanager
 def open_cache(target: Target, **kwargs: Any) -> Iterator[Any]:
     """Open a :class:`~sheetcache.Cache` on ``target`` for a command, closed after.
 
@@ -251,7 +265,8 @@ def open_cache(target: Target, **kwargs: Any) -> Iterator[Any]:
 
     current_target = target
     try:
-        cache = Cache(target.url, **kwargs)
+        with waiting(f"opening {short_url(target.url, 48)}"):
+            cache = Cache(target.url, **kwargs)
     except SheetcacheError as exc:
         raise fail(f"cannot open {target.shown}: {exc}") from None
     try:
