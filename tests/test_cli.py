@@ -242,6 +242,12 @@ def test_debug_lets_the_traceback_through() -> None:
     assert result.exit_code != 0 and type(result.exception).__module__.startswith("redis")
 
 
+def test_a_file_that_cannot_be_written_is_named(url: str, tmp_path: Path) -> None:
+    result = run("export", "--url", url, "--output", str(tmp_path / "no" / "dir.jsonl"), code=1)
+    assert "No such file or directory" in result.stderr and "no/dir.jsonl" in result.stderr
+    assert "server" not in result.stderr
+
+
 def test_a_bad_url_says_where_it_came_from() -> None:
     from_env = run("stats", env={"SHEETCACHE_URL": "nosuch://x"}, code=1).stderr
     assert "nosuch://x (from $SHEETCACHE_URL)" in from_env and "unknown cache URL" in from_env
@@ -274,6 +280,8 @@ def test_doctor_finds_a_default_cache_corrupted_mid_way(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[8192:40960] = b"\xa5" * (40960 - 8192)  # pages 3 to 10 (of 4 KB) overwritten
     path.write_bytes(bytes(data))
+    stats = run("stats", env=env, code=1).stderr  # reading it: one message, doctor named
+    assert "malformed" in stats and ("sheetcache doctor --url" in stats or "\n  mv " in stats)
     out = run("doctor", env=env, code=1).output
     assert "✗ file:" in out
     fix = next(line for line in out.splitlines() if line.strip().startswith("mv "))

@@ -33,8 +33,16 @@ def _describe(exc: BaseException) -> str:
     where = f" {target.shown}" if target else ""
     if isinstance(exc, SheetcacheError):
         return str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:  # a local file, not the store
+        return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, sqlite3.Error):
+        doctor = ["sheetcache", "doctor"] + (["--url", target.url] if target else [])
+        return (
+            f"cannot read{where}: {type(exc).__name__}: {exc}. This checks the file and says "
+            f"what to do:\n  {_ui.command_line(doctor)}"
+        )
     root = type(exc).__module__.split(".", 1)[0]
-    if isinstance(exc, (OSError, sqlite3.Error)) or root in _CLIENT_MODULES:
+    if isinstance(exc, OSError) or root in _CLIENT_MODULES:
         return (
             f"cannot use the store{where}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
             "Check that the server "
