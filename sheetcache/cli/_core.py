@@ -19,6 +19,7 @@ import typer
 from rich.table import Table
 
 import sheetcache.cli._ui as _ui
+from sheetcache._cache import Cache
 from sheetcache._codec import decode_value
 from sheetcache._display import age, model_of, prompt_text, response_text
 from sheetcache._savings import entry_savings
@@ -72,7 +73,7 @@ def parse_time(text: str) -> float | None:
 # -- inspection ----------------------------------------------------------------------------
 
 
-def _read_all(cache: Any, namespace: str | None, label: str) -> Iterator[Entry]:
+def _read_all(cache: Cache, namespace: str | None, label: str) -> Iterator[Entry]:
     """Every entry, with progress on stderr (a count first, so the bar has an end)."""
     total = cache.backend.count(namespace)
     with _ui.progress(label, total) as task:
@@ -225,14 +226,14 @@ def _flat(text: str) -> str:
     return " ".join(text.split())[:500]
 
 
-def _find(cache: Any, key: str) -> Entry:
+def _find(cache: Cache, key: str) -> Entry:
     key = key.strip().lower()
     if len(key) == 64:
         found: Entry | None = cache.backend.get_many([key]).get(key)
         if found is not None:
             return found
     elif len(key) >= 6:
-        matches = [e for e in cache.entries() if e.key.startswith(key)]
+        matches = [e for e in _read_all(cache, None, "searching") if e.key.startswith(key)]
         if len(matches) == 1:
             only: Entry = matches[0]
             return only

@@ -16,13 +16,16 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sheetcache._urls import default_url, redact_url
+
+if TYPE_CHECKING:
+    from sheetcache._cache import Cache
 
 __all__ = [
     "NamespaceOption",
@@ -253,7 +256,7 @@ def waiting(label: str) -> Iterator[None]:
 
 
 @contextmanager
-def open_cache(target: Target, **kwargs: Any) -> Iterator[Any]:
+def open_cache(target: Target, **kwargs: Any) -> Iterator[Cache]:
     """Open a :class:`~sheetcache.Cache` on ``target`` for a command, closed after.
 
     A URL that can't be opened, or a default cache file that can't be used, is one
