@@ -218,6 +218,26 @@ def test_a_version_1_file_is_upgraded_and_keeps_its_entries(tmp_path: Path) -> N
     conn.close()
 
 
+def test_eight_processes_upgrading_one_version_1_file_all_succeed(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_V1_SCHEMA)
+    conn.close()
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(8), ctx.Queue()
+    procs = [
+        ctx.Process(target=_open_and_store, args=(str(path), n, barrier, results)) for n in range(8)
+    ]
+    for p in procs:
+        p.start()
+    outcomes = dict(results.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert outcomes == {n: "ok" for n in range(8)}
+    with SQLiteBackend(path) as backend:
+        assert backend.count() == 8
+
+
 def test_metadata_survives_a_reopen(tmp_path: Path) -> None:
     meta = {"usage": {"model": "m", "input_tokens": 1, "output_tokens": 2}, "note": "\u2713"}
     with SQLiteBackend(tmp_path / "c.db") as backend:
