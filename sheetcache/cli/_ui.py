@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -29,16 +28,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NamespaceOption",
-    "UrlOption",
     "Target",
+    "UrlOption",
     "command_line",
     "err",
     "fail",
+    "open_cache",
     "out",
     "plural",
     "progress",
     "resolve_url",
     "short_url",
+    "waiting",
 ]
 
 UrlOption = Annotated[
@@ -236,11 +237,6 @@ def progress(label: str, total: int | None = None, *, unit: str = "entries") -> 
         return
     with _PlainTask(label, total, unit) as task:
         yield task
-
-
-def stdin_is_terminal() -> bool:
-    """True when a person can answer a question (not a pipe or a script)."""
-    return sys.stdin.isatty()
 
 
 @contextmanager
