@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 from typer.exceptions import Abort, Exit, TyperException
 
 import sheetcache.cli._ui as _ui
@@ -51,7 +52,33 @@ def _describe(exc: BaseException) -> str:
     return ""
 
 
+_METAVARS = {"int": "N", "float": "NUMBER", "path": "PATH"}
+
+
+def _shown_as(text: str | None) -> Callable[[Any], str | None]:
+    """A help-text type column that shows ``text`` (None: nothing)."""
+
+    def display_type(ctx: Any) -> str | None:
+        return text
+
+    return display_type
+
+
 class _Group(TyperGroup):
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        for param in getattr(command, "params", ()):
+            if isinstance(param, TyperArgument):
+                # The argument's name says what it is ("KEY", "FILE"): no "<str>" beside it.
+                setattr(param, "display_type_rich", _shown_as(None))  # noqa: B010 - an instance override
+            elif isinstance(param, TyperOption) and param.metavar is None and param.name:
+                shown = param.display_type_rich(ctx)
+                if shown and "|" not in shown:  # keep the choices of --format <jsonl|csv>
+                    # "--port N", as most tools write it, not "--port <int>".
+                    name = _METAVARS.get(shown.split(" ")[0].strip("<>"), param.name.upper())
+                    setattr(param, "display_type_rich", _shown_as(name))  # noqa: B010
+        return command
+
     def invoke(self, ctx: Any) -> Any:
         _ui.state.reset()
         _ui.current_target = None

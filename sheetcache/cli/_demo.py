@@ -17,7 +17,9 @@ from sheetcache.cli._demo_suite import run_demo
 @app.command()
 def demo(
     url: _ui.UrlOption = None,
-    latency: Annotated[float, typer.Option(help="Seconds each simulated LLM call takes.")] = 0.2,
+    latency: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Seconds each simulated LLM call takes.")
+    ] = 0.2,
     agent: Annotated[
         bool,
         typer.Option(

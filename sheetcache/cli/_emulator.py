@@ -75,7 +75,9 @@ def emulator(
     fail_status: Annotated[int, typer.Option(help="Status of the failures of --fail-next.")] = 503,
     fail_methods: Annotated[
         str,
-        typer.Option(help="Which requests the --*-next faults hit: all, read or write."),
+        typer.Option(
+            metavar="WHICH", help="Which requests the --*-next faults hit: all, read or write."
+        ),
     ] = "all",
     drop_next: Annotated[int, typer.Option(help="Drop the connection of the next N requests.")] = 0,
     lose_response_next: Annotated[
