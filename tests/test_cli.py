@@ -312,7 +312,7 @@ STORE_COMMANDS = ["demo", "stats", "ls", "show", "export", "import", "prune", "c
 @pytest.mark.parametrize("command", STORE_COMMANDS)
 def test_every_store_command_takes_url_and_help_is_clean(command: str) -> None:
     out = run(command, "--help").output
-    assert "--url URL" in out and "<bool>" not in out
+    assert "--url URL" in out and "<bool>" not in out and "<str>" not in out and "<int" not in out
     assert all(len(line) <= 80 for line in out.splitlines())
 
 
