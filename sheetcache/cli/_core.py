@@ -569,7 +569,8 @@ def prune(
     age_s = parse_age(older_than) if older_than else None
     target = _ui.resolve_url(url)
     with _ui.open_cache(target) as cache:
-        deleted = cache.prune(older_than=age_s)
+        with _ui.waiting(f"pruning {_ui.short_url(target.url, 48)}"):
+            deleted = cache.prune(older_than=age_s)
     _ui.out(f"deleted {_ui.plural(deleted, 'entry', 'entries')} from {target.shown}")
 
 
@@ -591,5 +592,6 @@ def clear(
         if not yes and not typer.confirm(question):
             _ui.out("nothing deleted")
             raise typer.Exit(1)
-        deleted = cache.clear(namespace)
+        with _ui.waiting(f"deleting from {_ui.short_url(target.url, 44)}"):
+            deleted = cache.clear(namespace)
     _ui.out(f"deleted {_ui.plural(deleted, 'entry', 'entries')} from {target.shown}")
