@@ -66,7 +66,8 @@ def demo(
 def _agent_demo(cache: Cache, latency: float, console: Console) -> None:
     try:
         from sheetcache.cli._demo_agent import run_agent_demo
-    except ImportError as exc:
-        _ui.out(f"(pydantic-ai part skipped: {exc}; {install_hint('pydantic-ai')})")
-        return
-    run_agent_demo(cache, console=console, latency=latency / 4)
+
+        run_agent_demo(cache, console=console, latency=latency / 4)
+    except ImportError as exc:  # MissingDependencyError too: the message names the extra
+        hint = "" if install_hint("pydantic-ai") in str(exc) else f"; {install_hint('pydantic-ai')}"
+        _ui.out(f"(pydantic-ai part skipped: {exc}{hint})")
