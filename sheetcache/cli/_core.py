@@ -568,9 +568,11 @@ def prune(
     """Delete expired entries (and old ones with --older-than)."""
     age_s = parse_age(older_than) if older_than else None
     target = _ui.resolve_url(url)
-    with _ui.open_cache(target) as cache:
-        with _ui.waiting(f"pruning {_ui.short_url(target.url, 48)}"):
-            deleted = cache.prune(older_than=age_s)
+    with (
+        _ui.open_cache(target) as cache,
+        _ui.waiting(f"pruning {_ui.short_url(target.url, 48)}"),
+    ):
+        deleted = cache.prune(older_than=age_s)
     _ui.out(f"deleted {_ui.plural(deleted, 'entry', 'entries')} from {target.shown}")
 
 
