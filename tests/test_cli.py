@@ -240,6 +240,8 @@ def test_debug_lets_the_traceback_through() -> None:
     down = f"redis://127.0.0.1:{closed_port()}/0"
     result = CliRunner().invoke(app, ["--debug", "stats", "--url", down])
     assert result.exit_code != 0 and type(result.exception).__module__.startswith("redis")
+    bad_url = CliRunner().invoke(app, ["--debug", "ls", "--url", "nosuch://x"])
+    assert type(bad_url.exception).__name__ == "ConfigError"
 
 
 def test_a_file_that_cannot_be_written_is_named(url: str, tmp_path: Path) -> None:

@@ -267,6 +267,8 @@ def open_cache(target: Target, **kwargs: Any) -> Iterator[Cache]:
         with waiting(f"opening {short_url(target.url, 48)}"):
             cache = Cache(target.url, **kwargs)
     except SheetcacheError as exc:
+        if state.debug:
+            raise
         raise fail(f"cannot open {target.shown}: {exc}") from None
     try:
         from sheetcache.backends.sqlite import SQLiteBackend
