@@ -2,13 +2,17 @@
 
 :mod:`sheetcache.cli._app` holds the app; each command module registers its commands on it
 when imported, and this package imports them all. Imports run one way: this package ->
-command modules -> ``_app`` / ``_ui``; no command module imports this package.
+command modules -> ``_app`` / ``_ui``; a command module imports ``sheetcache.cli._app``,
+never this package.
 """
 
 from __future__ import annotations
 
-from sheetcache.cli import _core, _demo, _emulator, _migrate, _sheets
+# The app first, so it is bound here before any command module is imported.
 from sheetcache.cli._app import app
+
+# isort: split
+from sheetcache.cli import _core, _demo, _emulator, _migrate, _sheets
 
 __all__ = ["app", "main"]
 
