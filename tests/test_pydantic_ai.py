@@ -41,8 +41,8 @@ from sheets_fixtures import Sheet, emulator, sheet  # noqa: F401 - fixtures
 import sheetcache.pydantic_ai as integration
 from sheetcache import Cache, ConfigError, make_key
 from sheetcache._codec import decode_value, encode_value
-from sheetcache._demo_agent import run_agent_demo
 from sheetcache._display import model_of, prompt_text
+from sheetcache.cli._demo_agent import run_agent_demo
 from sheetcache.pydantic_ai import CacheCapability, CachedModel, ModelCacheStats, request_key
 
 

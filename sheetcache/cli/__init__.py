@@ -1,30 +1,25 @@
 """The ``sheetcache`` command line: one module per group of commands.
 
-Each ``_*.py`` module registers its commands on :data:`app` when imported, so adding a
-command group is one import line here.
+:mod:`sheetcache.cli._app` holds the app; each command module registers its commands on it
+when imported, and this package imports them all. Imports run one way: this package ->
+command modules -> ``_app`` / ``_ui``; a command module imports ``sheetcache.cli._app``,
+never this package.
 """
 
 from __future__ import annotations
 
-import typer
+# The app first, so it is bound here before any command module is imported.
+from sheetcache.cli._app import app
 
-app = typer.Typer(
-    name="sheetcache",
-    help="Stop paying for the same LLM call twice. Inspect and manage a sheetcache cache.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-# Command modules register themselves on `app`; keep these imports below `app`.
-from sheetcache.cli import _core  # noqa: E402,F401
-from sheetcache.cli import _emulator  # noqa: E402,F401
-from sheetcache.cli import _sheets  # noqa: E402,F401
-from sheetcache.cli import _migrate  # noqa: E402,F401
-from sheetcache.cli import _proxy  # noqa: E402,F401
-from sheetcache.cli._explain import explain_command  # noqa: E402
+# isort: split
+from sheetcache.cli import _core, _demo, _emulator, _migrate, _proxy, _sheets
+from sheetcache.cli._explain import explain_command
 
 app.command("explain")(explain_command)
+
+__all__ = ["app", "main"]
+
+_COMMAND_MODULES = (_core, _demo, _emulator, _migrate, _proxy, _sheets)  # imported to register
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ def demo_on_emulator(*, latency: float, agent: bool, out: Console) -> None:
             f"[red]error:[/red] the Sheets demo needs the sheets extra ({exc}): pip install 'sheetcache[sheets]'"
         )
         raise SystemExit(2) from None
-    from sheetcache.cli._core import run_demo
+    from sheetcache.cli._demo_suite import run_demo
 
     with SheetsEmulator() as emu, tempfile.TemporaryDirectory(prefix="sheetcache-demo-") as tmp:
         spreadsheet_id = emu.create_spreadsheet("sheetcache demo")
@@ -41,7 +41,7 @@ def demo_on_emulator(*, latency: float, agent: bool, out: Console) -> None:
             run_demo(cache, latency=latency, out=out)
             if agent:
                 try:
-                    from sheetcache._demo_agent import run_agent_demo
+                    from sheetcache.cli._demo_agent import run_agent_demo
                 except ImportError as exc:
                     out.print(f"(pydantic-ai part skipped: {exc})")
                 else:

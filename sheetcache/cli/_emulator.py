@@ -2,22 +2,58 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
+from urllib.parse import parse_qs, urlsplit
 
 import typer
 
-from sheetcache.cli import app
+from sheetcache._logging import install_hint
+from sheetcache.cli._app import app
 
 _METHODS = ("all", "read", "write")
 
 
+def _listen_address(url: str | None) -> tuple[str, int] | None:
+    """Where ``--url`` (or a ``sheets://...?endpoint=`` in $SHEETCACHE_URL) says to listen.
+
+    A $SHEETCACHE_URL naming another store, or a real Sheet, is ignored: --host/--port apply.
+    """
+    from_env = url is None
+    url = url or os.environ.get("SHEETCACHE_URL")
+    if not url:
+        return None
+    if url.startswith("sheets://"):
+        url = parse_qs(urlsplit(url).query).get("endpoint", [""])[0]
+    parts = urlsplit(url)
+    if parts.scheme == "http" and parts.hostname:
+        return parts.hostname, parts.port or 80
+    if from_env:
+        return None
+    raise typer.BadParameter(
+        "give http://HOST:PORT, or a sheets:// URL with ?endpoint=http://HOST:PORT",
+        param_hint="--url",
+    )
+
+
 @app.command("emulator")
 def emulator(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            "-u",
+            metavar="URL",
+            help="Listen where this URL says: http://HOST:PORT, or a sheets:// URL's "
+            "?endpoint=. Default: $SHEETCACHE_URL's endpoint if it has one, else --host/--port.",
+            show_default=False,
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 8765,
     quota_per_minute: Annotated[
@@ -39,7 +75,9 @@ def emulator(
     fail_status: Annotated[int, typer.Option(help="Status of the failures of --fail-next.")] = 503,
     fail_methods: Annotated[
         str,
-        typer.Option(help="Which requests the --*-next faults hit: all, read or write."),
+        typer.Option(
+            metavar="WHICH", help="Which requests the --*-next faults hit: all, read or write."
+        ),
     ] = "all",
     drop_next: Annotated[int, typer.Option(help="Drop the connection of the next N requests.")] = 0,
     lose_response_next: Annotated[
@@ -55,11 +93,13 @@ def emulator(
         from sheetcache.emulator import QuotaLimits, SheetsEmulator, StateFileError
     except ImportError as exc:
         typer.echo(
-            f"The emulator needs the Sheets extra ({exc.name} is missing): "
-            "pip install 'sheetcache[sheets]'",
+            f"The emulator needs the Sheets extra ({exc.name} is missing): {install_hint('sheets')}",
             err=True,
         )
         raise typer.Exit(1) from exc
+    address = _listen_address(url)
+    if address is not None:
+        host, port = address
     if fail_methods not in _METHODS:
         typer.echo(f"--fail-methods must be one of {', '.join(_METHODS)}", err=True)
         raise typer.Exit(2)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from sheetcache._errors import SheetcacheError
-from sheetcache.cli import app
+from sheetcache.cli._app import app
 
 err = Console(stderr=True)
 

@@ -10,9 +10,10 @@ from rich.markup import escape
 
 from sheetcache._errors import SheetcacheError
 from sheetcache._urls import redact_url
-from sheetcache.cli import app
+from sheetcache.cli._app import app
+from sheetcache.cli._stores import UrlArgument, doctor_store, init_store, pick_url
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # fix lines must paste whole
 
 _URL_HELP = "sheets://SPREADSHEET_ID/WORKSHEET (add ?credentials=key.json or ?endpoint=URL)"
 
@@ -30,14 +31,17 @@ def _fail(exc: Exception) -> typer.Exit:
 
 @app.command("init")
 def init_command(
-    url: Annotated[str, typer.Argument(help=_URL_HELP)],
+    url_arg: UrlArgument = None,
+    url: Annotated[str | None, typer.Option("--url", "-u", metavar="URL", help=_URL_HELP)] = None,
     share: Annotated[
         list[str] | None,
         typer.Option("--share", help="E-mail to give edit access (repeatable)."),
     ] = None,
 ) -> None:
     """Create or prepare a worksheet: header, frozen row, widths, wrapping, status dropdown."""
-    _sheets_only(url)
+    url = pick_url(url_arg, url)
+    if not url.startswith("sheets://"):
+        return init_store(url)
     try:
         from sheetcache.backends.sheets import init_worksheet
 
@@ -50,9 +54,14 @@ def init_command(
 
 
 @app.command("doctor")
-def doctor_command(url: Annotated[str, typer.Argument(help=_URL_HELP)]) -> None:
+def doctor_command(
+    url_arg: UrlArgument = None,
+    url: Annotated[str | None, typer.Option("--url", "-u", metavar="URL", help=_URL_HELP)] = None,
+) -> None:
     """Check credentials, access, worksheet, header, rows, cell and quota headroom."""
-    _sheets_only(url)
+    url = pick_url(url_arg, url)
+    if not url.startswith("sheets://"):
+        return doctor_store(url)
     try:
         from sheetcache.backends.sheets import doctor
 
@@ -72,11 +81,12 @@ def doctor_command(url: Annotated[str, typer.Argument(help=_URL_HELP)]) -> None:
 
 @app.command("compact")
 def compact_command(
-    url: Annotated[str, typer.Argument(help=_URL_HELP)],
+    url_arg: UrlArgument = None,
+    url: Annotated[str | None, typer.Option("--url", "-u", metavar="URL", help=_URL_HELP)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would go.")] = False,
 ) -> None:
     """Remove duplicate rows, empty rows inside the table and orphaned long-value parts."""
-    _sheets_only(url)
+    url = pick_url(url_arg, url, sheets_only=True)
     try:
         from sheetcache.backends.sheets import SheetsBackend
 

@@ -555,7 +555,7 @@ class RedisBackend(Backend):
                 size = 0
                 for i, (e, b) in enumerate(members):
                     touched[(b.tag, e.namespace)] = (b, e.namespace)
-                    expire_ms = "" if e.expires_at is None else str(math.ceil(e.expires_at * 1000))
+                    expire_ms = "" if e.expires_at is None else str(int(e.expires_at * 1000))
                     group.append([e.key, e.namespace, expire_ms, hash_fields(e), b.base])
                     size += len(e.value)
                     full = len(group) >= _PUT_GROUP or size >= _PUT_GROUP_BYTES

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sheetcache._cache import Cache
+from sheetcache._logging import install_hint
 
 __all__ = ["run_agent_demo"]
 
@@ -110,7 +111,7 @@ def run_agent_demo(cache: Cache, *, console: Console, latency: float = 0.05) -> 
         from sheetcache._errors import MissingDependencyError
 
         raise MissingDependencyError(
-            f"the agent demo needs pydantic-evals ({exc}): pip install 'sheetcache[pydantic-ai]'"
+            f"the agent demo needs pydantic-evals ({exc}): {install_hint('pydantic-ai')}"
         ) from exc
     runs, model_name = _run(_evaluate_twice(cache, latency))
 
