@@ -21,7 +21,15 @@ from pathlib import Path
 
 import pytest
 from backend_contract import BackendContract, ReopenContract, entry
-from sheets_fixtures import FAST, TAB, Sheet, emulator, sheet, wait_for  # noqa: F401
+from sheets_fixtures import (  # noqa: F401
+    FAST,
+    TAB,
+    Sheet,
+    emulator,
+    service_account_key,
+    sheet,
+    wait_for,
+)
 
 from sheetcache import BackendError, Cache, ConfigError, SchemaError
 from sheetcache.backends.sheets import SheetsBackend, init_worksheet
@@ -76,19 +84,28 @@ def test_lookup_never_touches_the_network(sheet: Sheet) -> None:
 
 
 def test_url_options_and_no_credentials_in_reprs(sheet: Sheet, tmp_path: Path) -> None:
-    secret = tmp_path / "secret-sa.json"
-    with open_backend(sheet.with_options(f"credentials={secret}&user=alice")) as b:
+    secret = service_account_key(tmp_path / "secret-sa.json")
+    sheet.emu.clear_requests()
+    with open_backend(sheet.with_options(f"credentials={secret}")) as b:
         assert str(secret) not in repr(b) and str(secret) not in b.url
         assert b.url == f"sheets://{sheet.id}/{TAB}?endpoint={sheet.emu.url}"  # the outbox key
+        # The credentials path ran: a signed JWT went to the (routed) token endpoint, and
+        # the emulator saw the service account's e-mail on every request.
+        assert b.identity.principal == "robot@proj.iam.gserviceaccount.com"
+        b.put_many([entry(1)])
+    users = {r.user for r in sheet.emu.requests if sheet.id in r.path}
+    assert users == {"robot@proj.iam.gserviceaccount.com"}
+    assert any(r.api == "oauth" for r in sheet.emu.requests)
     with pytest.raises(ConfigError, match="unknown option 'colour'"):
         SheetsBackend.from_url(f"sheets://{sheet.id}/{TAB}?colour=red")
     with pytest.raises(ConfigError, match="sheets://SPREADSHEET_ID/WORKSHEET"):
         SheetsBackend.from_url(f"sheets://{sheet.id}")
     with pytest.raises(ConfigError, match="not its web address"):
         SheetsBackend.from_url("sheets://docs.google.com/spreadsheets/d/abc/edit")
+    missing = tmp_path / "missing-sa.json"
     with pytest.raises(ConfigError, match="does not exist") as info:
-        SheetsBackend.from_url(f"sheets://{sheet.id}/{TAB}?credentials={secret}")
-    assert str(secret) not in str(info.value)
+        SheetsBackend.from_url(f"sheets://{sheet.id}/{TAB}?credentials={missing}")
+    assert str(missing) not in str(info.value)
 
 
 def test_missing_worksheet_unknown_spreadsheet_and_bad_header(sheet: Sheet) -> None:
@@ -162,7 +179,7 @@ def test_layout_is_plain_and_readable(sheet: Sheet) -> None:
         assert cache.flush(timeout=30)
     header = sheet.values()[0]
     assert header == ["key", "created", "model", "prompt", "response", "status", "note",
-                      "hits", "last hit", "meta"]  # fmt: skip
+                      "hits", "last hit", "meta", "saved"]  # fmt: skip
     chat_row, plain_row = sheet.rows()
     assert (chat_row["model"], chat_row["prompt"], chat_row["response"]) == ("gpt-4o", "2+2?", "4")
     assert chat_row["created"].endswith("Z") and chat_row["status"] == ""
@@ -534,7 +551,8 @@ def test_prunes_by_policy_instead_of_failing_near_the_cell_limit(sheet: Sheet) -
     spreadsheet.del_worksheet(spreadsheet.worksheet("Sheet1"))  # only our tab counts now
     with open_backend(sheet.url) as b:
         b.put_many([approved, rejected, expired, popular, unloved])
-        room = b.cells_used() + 2 * 10  # space for two more rows of 10 columns
+        width = len(sheet.values()[0])
+        room = b.cells_used() + 2 * width  # space for two more rows
     with open_backend(sheet.with_options(f"max_cells={room}")) as b:
         b.put_many([entry(5), entry(6)])
         assert b.count() == 7
