@@ -399,12 +399,19 @@ class Flusher:
             self._writes.ok()
         return True
 
-    def flush(self, timeout: float | None = None, *, until_failure: bool = False) -> bool:
+    def flush(
+        self,
+        timeout: float | None = None,
+        *,
+        until_failure: bool = False,
+        give_up: Callable[[], bool] | None = None,
+    ) -> bool:
         """Wake the thread and wait for a full round to finish after this call.
 
         Returns True if everything queued before the call has reached the backend. Rows
         another live process has claimed are waited on asleep (with growing naps), never by
-        spinning rounds. ``until_failure`` gives up at the first failed round.
+        spinning rounds. ``until_failure`` gives up at the first failed round; ``give_up``
+        is asked every 0.1 s whether to stop waiting.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         nap = 0.02
@@ -418,6 +425,10 @@ class Flusher:
                         return False
                     if until_failure and self._failed_rounds > failed:
                         return False
+                    if give_up is not None:
+                        if give_up():
+                            return False
+                        remaining = 0.1 if remaining is None else min(remaining, 0.1)
                     self._wake.set()  # again after each round, or the next waits an interval
                     self._idle.wait(remaining)
             if until_failure and self._failed_rounds > failed:
@@ -428,6 +439,8 @@ class Flusher:
                 return False
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
+                return False
+            if give_up is not None and give_up():
                 return False
             if not self._failing and self.outbox is not None and self.outbox.claimable() == 0:
                 # What is left is another live process's batch: sleep until it lands.
@@ -441,11 +454,18 @@ class Flusher:
         during an outage stays quick. Returns (answers kept, keys with hit counts kept), and
         logs a warning with both if either is non-zero.
         """
-        down = self._failing or bool(getattr(self.backend, "unreachable", False))
-        budget = self.close_budget if down else timeout
-        if timeout is not None and budget is not None:
-            budget = min(budget, timeout)
-        flushed = self.flush(budget, until_failure=True)
+        down_since: list[float] = []
+
+        def store_down() -> bool:
+            # The store looks down (the flusher's writes fail, or its last request did):
+            # allow close_budget seconds from then, not the whole timeout.
+            if self._failing or getattr(self.backend, "unreachable", False):
+                if not down_since:
+                    down_since.append(time.monotonic())
+                return time.monotonic() - down_since[0] >= self.close_budget
+            return False
+
+        flushed = self.flush(timeout, until_failure=True, give_up=store_down)
         if not flushed:
             interrupt = getattr(self.backend, "interrupt", None)
             if interrupt is not None:
