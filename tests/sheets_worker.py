@@ -11,9 +11,9 @@ Usage: ``python sheets_worker.py URL MODE N [NAME]``
   ``mix-39`` in a shuffled order (misses, then hits), checking every answer; prints
   ``wrong <prompt> <value>`` for any answer that is not the one the prompt must have, then
   ``done <calls> <wrong>``.
-- ``agree``: answer ``overlap-0`` .. ``overlap-N-1`` with answers naming NAME (so processes
-  disagree), flush, print ``ready``; on a line from stdin, refresh once and print the answer
-  each prompt gets now (L1 on, no calls allowed) as JSON.
+- ``agree``: on a line from stdin, answer ``overlap-0`` .. ``overlap-N-1`` with answers
+  naming NAME (so processes disagree), print ``answered``; on a line from stdin, flush and print ``ready``; on another
+  line, refresh once and print the answer each prompt gets now (L1 on, no calls) as JSON.
 - ``serve``: open with ``l1_size=0`` and print, as JSON, ``{prompt: answer}`` for the prompts
   ``big-i`` with i in 0, 97, 194, ... below N (no calls allowed), then ``count``.
 """
@@ -69,8 +69,15 @@ def main() -> None:
         print("done", calls, wrong, flush=True)
     elif mode == "agree":
         cache = Cache(url)
+        sys.stdin.readline()
         for i in range(n):
-            cache.get_or_call(f"overlap-{i}", lambda p: f"{name}'s answer to {p}", model="m")
+            # refresh=True: each process answers itself (no lookup in the shared outbox), so
+            # four different answers per prompt wait in the one outbox.
+            cache.get_or_call(
+                f"overlap-{i}", lambda p: f"{name}'s answer to {p}", refresh=True, model="m"
+            )
+        print("answered", flush=True)
+        sys.stdin.readline()
         assert cache.flush(timeout=60)
         print("ready", flush=True)
         sys.stdin.readline()

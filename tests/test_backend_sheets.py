@@ -722,16 +722,25 @@ def test_reviewer_moves_columns_inserts_one_and_sorts_while_two_processes_run(
 def test_four_processes_on_one_outbox_agree_after_one_refresh(
     sheet: Sheet, subprocess_env: dict[str, str]
 ) -> None:
-    url = sheet.with_options("flush=0.1")
+    # Flushes only when asked: the first process's flusher then sends every process's
+    # queued answers (one shared outbox), overriding the answers the others hold in L1.
+    url = sheet.with_options("flush=600")
     workers = [_spawn(url, "agree", 25, subprocess_env, f"p{i}") for i in range(4)]
+
+    def say(w: subprocess.Popen[str], line: str, expect: str) -> None:
+        assert w.stdin is not None and w.stdout is not None
+        w.stdin.write(line + "\n")
+        w.stdin.flush()
+        if expect:
+            assert w.stdout.readline().strip() == expect
+
     try:
+        for w in workers:  # one after the other: the last one's answers are the newest
+            say(w, "answer", "answered")
+        for w in workers:  # the first sends all of them: every key gets p3's answer
+            say(w, "flush", "ready")
         for w in workers:
-            assert w.stdout is not None
-            assert w.stdout.readline().strip() == "ready"
-        for w in workers:
-            assert w.stdin is not None
-            w.stdin.write("go\n")
-            w.stdin.flush()
+            say(w, "go", "")
         answers = [json.loads(_finish(w).strip().splitlines()[-1]) for w in workers]
     finally:
         for w in workers:
