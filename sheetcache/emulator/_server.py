@@ -239,7 +239,6 @@ class App:
             reply.fault = "lose_response"
         return reply
 
-
     def _apply_late(
         self,
         method: str,

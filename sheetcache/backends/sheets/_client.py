@@ -164,10 +164,10 @@ def _load_credentials(path: str, source: str) -> tuple[Any, Identity]:
     kind = info.get("type") if isinstance(info, dict) else None
     try:
         if kind == "service_account":
-            creds: Any = ServiceCredentials.from_service_account_info(info, scopes=_SCOPES)
+            creds: Any = ServiceCredentials.from_service_account_info(info, scopes=_SCOPES)  # type: ignore[no-untyped-call]
             return creds, Identity(str(info.get("client_email", "the service account")), source)
         if kind == "authorized_user":
-            creds = UserCredentials.from_authorized_user_info(info, _SCOPES)
+            creds = UserCredentials.from_authorized_user_info(info, _SCOPES)  # type: ignore[no-untyped-call]
             return creds, Identity("the Google account you logged in with", source, False)
         raise ValueError(f"type {kind!r}")
     except (ValueError, KeyError) as exc:
@@ -224,9 +224,9 @@ class RetryPolicy:
 
     def wait(self, state: tenacity.RetryCallState) -> float:
         exp = self.backoff * 2 ** min(state.attempt_number - 1, 30)
-        jittered = min(exp, self.max_wait) + tenacity.wait_random(0, self.backoff)(state)
+        jittered = min(exp, self.max_wait) + float(tenacity.wait_random(0, self.backoff)(state))
         outcome = state.outcome.exception() if state.outcome else None
-        return min(max(jittered, _retry_after(outcome)), self.max_wait)
+        return float(min(max(jittered, _retry_after(outcome)), self.max_wait))
 
 
 class RateLimiter:
@@ -473,7 +473,7 @@ class SheetsApi:
 
 
 def _stop_when(event: threading.Event) -> Any:
-    class _Stop(tenacity.stop.stop_base):  # type: ignore[name-defined,misc]
+    class _Stop(tenacity.stop.stop_base):
         def __call__(self, state: tenacity.RetryCallState) -> bool:
             return event.is_set()
 

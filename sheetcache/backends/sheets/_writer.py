@@ -316,12 +316,13 @@ class Writer:
             current = st.layout
             assert current is not None
             try:
-                return self.api.http.values_append(
+                result: dict[str, Any] = self.api.http.values_append(
                     self.api.id, range_,
                     {"valueInputOption": "RAW", "insertDataOption": "INSERT_ROWS",
                      "includeValuesInResponse": "false"},
                     {"majorDimension": "ROWS", "values": [current.row(e.cells) for e in pending]},
                 )  # fmt: skip
+                return result
             except Exception as exc:
                 # A 429 is refused before anything happens; anything else may have landed.
                 if is_retryable(exc) and status_of(exc) != 429:
