@@ -928,3 +928,37 @@ def test_entry_metadata_round_trips_and_saved_column_is_filled(sheet: Sheet) -> 
     _tokens, usd = entry_savings(e.metadata)
     row = sheet.rows()[0]
     assert row["saved"] == ("" if usd is None else pytest.approx(usd * 4))
+
+
+def test_full_reads_go_in_pages_and_restart_when_rows_move_between_pages(sheet: Sheet) -> None:
+    stored = [entry(i) for i in range(30)]
+    with open_backend(sheet.url) as b:
+        b.put_many(stored)
+    with open_backend(sheet.with_options("mirror=off")) as b:
+        b.reader.pages = 7  # 31 rows: five pages
+        sheet.emu.clear_requests()
+        b.refresh()
+        assert len([r for r in sheet.our_requests() if r.kind == "read"]) == 1 + 5
+        assert b.get_many([e.key for e in stored]) == {e.key: e for e in stored}
+        # A reviewer sorts the rows while the read is between two pages: it starts over.
+        real = b.api.batch_get
+        calls = [0]
+
+        def sort_after_first_page(ranges: list[str], **kw: object) -> list[dict[str, object]]:
+            got = real(ranges, **kw)  # type: ignore[arg-type]
+            calls[0] += 1
+            if calls[0] == 1:
+                ws = sheet.reviewer()
+                ws.spreadsheet.batch_update({"requests": [{"sortRange": {
+                    "range": {"sheetId": ws.id, "startRowIndex": 1},
+                    "sortSpecs": [{"dimensionIndex": 0, "sortOrder": "DESCENDING"}],
+                }}]})  # fmt: skip
+            return got
+
+        b.api.batch_get = sort_after_first_page  # type: ignore[method-assign]
+        b.refresh()
+        b.api.batch_get = real  # type: ignore[method-assign]
+        rows = b.state.index.rows()
+        for e in stored:
+            assert sheet.row_number(e.key) == rows[e.key]  # every row number is the sorted one
+        assert b.get_many([e.key for e in stored]) == {e.key: e for e in stored}

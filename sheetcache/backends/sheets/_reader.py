@@ -9,7 +9,6 @@ served answer changed, so the cache front drops exactly those from its L1.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +41,7 @@ log = logging.getLogger("sheetcache")
 
 #: Rows per read request of a full read: memory stays bounded by a page, not the sheet
 #: (a 100,000-row sheet is ~100 MB of JSON), at a few more read requests.
-PAGE_ROWS = 25_000
+PAGE_ROWS = 10_000
 # Mirror writes go in chunks of this many rows (bounded memory during a big load).
 _CHUNK = 2000
 
@@ -117,19 +116,11 @@ class Reader:
 
     def full_load(self) -> None:
         """Read everything (metadata, then pages of rows) and replace the index."""
-        # Decoding 100,000 rows allocates many short-lived containers: the cyclic GC would
-        # rescan the survivors again and again for nothing.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            for attempt in range(3):
-                if self._full_load(last=attempt == 2):
-                    return
-                log.info("sheetcache: rows of %s moved during a full read; reading again",
-                         self.state.url)  # fmt: skip
-        finally:
-            if paused:
-                gc.enable()
+        for attempt in range(3):
+            if self._full_load(last=attempt == 2):
+                return
+            log.info("sheetcache: rows of %s moved during a full read; reading again",
+                     self.state.url)  # fmt: skip
 
     def _full_load(self, *, last: bool) -> bool:
         st = self.state
@@ -172,19 +163,20 @@ class Reader:
         old = st.index
         changed: set[str] = set()
         ranks: dict[str, tuple[int, float, int]] = {}
-        changed |= self._index_rows(ix, layout, rows, 1, seen, old, ranks)
         read_upto = len(rows)
-        tail = self._key_cell(rows[-1], layout)
+        tail = self._key_cell(rows[-1], layout)  # before indexing: it empties the rows it read
+        changed |= self._index_rows(ix, layout, rows, 1, seen, old, ranks)
         while len(rows) >= page and not last:
             start = read_upto
             rows = self.api.batch_get([f"{tab}!{start}:{start + page}"])[0].get("values", [])
             if not rows or self._key_cell(rows[0], layout) != tail:
                 return False
-            changed |= self._index_rows(ix, layout, rows[1:], start + 1, seen, old, ranks)
-            if len(rows) > 1:
-                read_upto = start + len(rows) - 1
+            got = len(rows)
+            if got > 1:
+                read_upto = start + got - 1
                 tail = self._key_cell(rows[-1], layout)
-            if len(rows) < page + 1:
+            changed |= self._index_rows(ix, layout, rows[1:], start + 1, seen, old, ranks)
+            if got < page + 1:
                 break
         del rows, ranks
         for r in ix.incomplete:
@@ -382,7 +374,7 @@ class Reader:
                 changed |= self._index_rows(ix, layout, [row], r, seen, ix, None)
         new_rows = rows[1:]
         count = len(new_rows)
-        tail = self._key_cell(new_rows[-1], layout) if new_rows else cursor.tail
+        tail = self._key_cell(new_rows[-1], layout) if new_rows else cursor.tail  # before: emptied
         changed |= self._index_rows(ix, layout, new_rows, start + 1, seen, ix, None)
         if count:
             read_upto = start + count
