@@ -32,7 +32,11 @@ class OutageLog:
             first, self.failing = not self.failing, True
         if first:
             self._log.error(
-                "sheetcache: %s failed (%s: %s); %s", self.what, type(exc).__name__, exc, consequence
+                "sheetcache: %s failed (%s: %s); %s",
+                self.what,
+                type(exc).__name__,
+                exc,
+                consequence,
             )
         else:
             self._log.debug("sheetcache: %s still failing: %s", self.what, exc)

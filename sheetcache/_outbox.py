@@ -61,6 +61,7 @@ _ADDED = (
     ("write_id", "TEXT"),
     ("attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("tried_at", "REAL NOT NULL DEFAULT 0"),  # when an earlier send failed or was orphaned
+    ("origin", "TEXT"),  # the owner of the process that queued it
 )
 
 
@@ -78,6 +79,8 @@ class Queued:
     tried_at: float | None = None
     """When an earlier send of this row failed or its sender died (None: never sent). A
     store that can see its writes checks from then on, for a late apply."""
+    mine: bool = False
+    """Queued by this process: its L1 already holds this answer."""
 
 
 def _start_time(pid: int) -> str:
@@ -148,8 +151,10 @@ class Outbox:
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Durably queue ``entries``; returns once they are committed to disk."""
-        rows = [(e.key, orjson.dumps(e.to_dict()), uuid.uuid4().hex[:16]) for e in entries]
-        sql = "INSERT INTO outbox (key, entry, write_id) VALUES (?, ?, ?)"
+        rows = [
+            (e.key, orjson.dumps(e.to_dict()), uuid.uuid4().hex[:16], self.owner) for e in entries
+        ]
+        sql = "INSERT INTO outbox (key, entry, write_id, origin) VALUES (?, ?, ?, ?)"
         with self._lock:
             if len(rows) == 1:
                 self._db.execute(sql, rows[0])
@@ -174,14 +179,15 @@ class Outbox:
             try:
                 self._release_dead_owners(now)
                 rows = self._db.execute(
-                    "SELECT id, entry, write_id, attempts, tried_at FROM outbox "
+                    "SELECT id, entry, write_id, attempts, tried_at, origin FROM outbox "
                     "WHERE claimed_until < ? ORDER BY id LIMIT ?",
                     (now, limit),
                 ).fetchall()
                 rows = [
-                    (i, blob, wid or uuid.uuid4().hex[:16], n, (at or now) if n else None)
-                    for i, blob, wid, n, at in rows
-                ]
+                    (i, blob, wid or uuid.uuid4().hex[:16], n, (at or now) if n else None,
+                     origin == self.owner)
+                    for i, blob, wid, n, at, origin in rows
+                ]  # fmt: skip
                 if rows:
                     self._db.executemany(
                         "UPDATE outbox SET owner = ?, claimed_until = ?, write_id = ?, "
@@ -193,14 +199,14 @@ class Outbox:
                 self._db.execute("ROLLBACK")
                 raise
         claimed = []
-        for row_id, blob, write_id, attempts, tried_at in rows:
+        for row_id, blob, write_id, attempts, tried_at, mine in rows:
             try:
                 entry = Entry.from_dict(orjson.loads(blob))
             except ValueError:  # a corrupt row would block the queue forever: drop it loudly
                 log.error("sheetcache: dropping unreadable outbox row %s in %s", row_id, self.path)
                 self.ack([row_id])
                 continue
-            claimed.append(Queued(row_id, write_id, entry, int(attempts or 0), tried_at))
+            claimed.append(Queued(row_id, write_id, entry, int(attempts or 0), tried_at, mine))
         return claimed
 
     def _release_dead_owners(self, now: float) -> None:

@@ -320,15 +320,21 @@ class SheetsBackend(Backend):
         in the rows' meta, and rows claimed before are checked for having landed first."""
         latest: dict[str, Entry] = {}
         write_ids: dict[str, str] = {}
+        mine: set[str] = set()
         tried: list[float] = []
         for queued in batch:
-            latest[queued.entry.key] = queued.entry
-            write_ids[queued.entry.key] = queued.write_id
+            key = queued.entry.key
+            latest[key] = queued.entry
+            write_ids[key] = queued.write_id
+            if getattr(queued, "mine", False):
+                mine.add(key)  # our own answer: the L1 holds it already, no notice needed
+            else:
+                mine.discard(key)  # another process's answer came later: notify
             if queued.tried_at is not None:
                 tried.append(queued.tried_at)
         if latest:
             with self._net:
-                self.writer.put(latest, write_ids, max(tried) if tried else None)
+                self.writer.put(latest, write_ids, max(tried) if tried else None, quiet=mine)
 
     def record_hits(self, hits: Mapping[str, tuple[int, float]]) -> None:
         with self._net:

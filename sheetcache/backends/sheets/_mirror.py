@@ -98,6 +98,12 @@ class Mirror:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = self._connect()
+        # Hits read through a connection of their own: in WAL mode a reader never waits for
+        # a writer, so a hit does not queue behind a big load's upserts.
+        self._read_lock = threading.Lock()
+        self._reader = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
@@ -125,8 +131,8 @@ class Mirror:
 
     def get(self, key: str) -> Entry | None:
         """The mirrored entry of ``key``, or None."""
-        with self._lock:
-            row = self._db.execute("SELECT entry FROM entries WHERE key = ?", (key,)).fetchone()
+        with self._read_lock:
+            row = self._reader.execute("SELECT entry FROM entries WHERE key = ?", (key,)).fetchone()
         return None if row is None else unpack(key, row[0])
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Entry]:
@@ -214,6 +220,8 @@ class Mirror:
                 raise
 
     def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._db.close()
         if self.private:

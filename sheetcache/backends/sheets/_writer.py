@@ -78,6 +78,7 @@ class Writer:
         self.closing = closing
         self.late_apply = late_apply
         self._requeue: list[Entry] = []
+        self._quiet: set[str] | frozenset[str] = frozenset()
 
     # -- verification -----------------------------------------------------------------------
 
@@ -153,10 +154,21 @@ class Writer:
         entries: Mapping[str, Entry],
         write_ids: Mapping[str, str] | None = None,
         tried_at: float | None = None,
+        quiet: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         """Upsert ``entries`` (key -> entry). ``tried_at``: when an earlier send of some of
-        them may have happened (their write ids are checked, after a late-apply wait)."""
+        them may have happened (their write ids are checked, after a late-apply wait).
+        ``quiet``: keys whose entry this process's L1 holds already (no change notice)."""
         write_ids = write_ids or {}
+        self._quiet = quiet
+        try:
+            self._put(entries, write_ids, tried_at)
+        finally:
+            self._quiet = frozenset()
+
+    def _put(
+        self, entries: Mapping[str, Entry], write_ids: Mapping[str, str], tried_at: float | None
+    ) -> None:
         self.reader.ensure_loaded()
         if tried_at is not None and write_ids:
             self._settle(entries, write_ids, tried_at)
@@ -246,7 +258,7 @@ class Writer:
                 wid = self.mirror.write_ids([entry.key]).get(entry.key)
             upserts.append(entry_row(entry, seen, fingerprint(blob), wid, blob))
         self.mirror.upsert(upserts)
-        self.notify(changed)
+        self.notify(changed - self._quiet)
 
     def _append(
         self, entries: list[Entry], write_ids: Mapping[str, str], header_checked: bool = False
@@ -274,7 +286,7 @@ class Writer:
             header_checked = False
         requeue, self._requeue = self._requeue, []
         if requeue:
-            self.put({e.key: e for e in requeue})
+            self._put({e.key: e for e in requeue}, {}, None)
 
     def _append_main(
         self,
