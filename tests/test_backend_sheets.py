@@ -963,3 +963,51 @@ def test_full_reads_go_in_pages_and_restart_when_rows_move_between_pages(sheet: 
         for e in stored:
             assert sheet.row_number(e.key) == rows[e.key]  # every row number is the sorted one
         assert b.get_many([e.key for e in stored]) == {e.key: e for e in stored}
+
+
+_CLAIMER = """
+import sys, time
+from sheetcache._outbox import Outbox
+box = Outbox(sys.argv[1])
+print(len(box.claim(100)), flush=True)
+if sys.argv[2] == "hold":
+    time.sleep(60)
+"""
+
+
+def test_waiting_on_a_live_claim_sleeps_and_a_zombie_claim_is_taken_over(
+    sheet: Sheet, subprocess_env: dict[str, str]
+) -> None:
+    cache = Cache(sheet.with_options("flush=600"))
+    try:
+        for i in range(5):
+            cache.set(f"claimed-{i}", f"a{i}", model="m")
+        path = str(cache._outbox.path)  # type: ignore[union-attr]
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _CLAIMER, path, "hold"], env=subprocess_env,
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "5"
+        cpu, wall = time.process_time(), time.monotonic()
+        assert not cache.flush(timeout=3)  # another live process holds them: wait...
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        assert cpu < wall / 3, f"{cpu:.2f}s of CPU in a {wall:.2f}s wait"  # ...asleep
+        holder.kill()
+        holder.communicate()
+        # A claimer that exits unreaped (a zombie) holds a lease no one will finish.
+        for i in range(5, 8):
+            cache.set(f"claimed-{i}", f"a{i}", model="m")
+        zombie = subprocess.Popen(
+            [sys.executable, "-c", _CLAIMER, path, "exit"], env=subprocess_env,
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        # It claims all eight: the killed holder's five were free again at once.
+        assert zombie.stdout is not None and zombie.stdout.readline().strip() == "8"
+        stat = Path(f"/proc/{zombie.pid}/stat")
+        wait_for(lambda: stat.read_text().split(") ")[1][0] == "Z",
+                 what="the claimer to exit unreaped")  # fmt: skip
+        assert cache.flush(timeout=30)  # taken over: both batches land
+        zombie.communicate()
+    finally:
+        cache.close()
+    assert sorted(r["prompt"] for r in sheet.rows()) == [f"claimed-{i}" for i in range(8)]
