@@ -84,8 +84,10 @@ class Queued:
 
 
 def _start_time(pid: int) -> str:
-    """The kernel's start time of ``pid`` ("" where /proc is missing): a pid reused by
-    another program has another start time."""
+    """The kernel's start time of ``pid`` ("" where /proc is missing).
+
+    A pid reused by another program has another start time.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -396,7 +398,7 @@ class Flusher:
                 except BaseException:
                     self._return_hits(hits)
                     raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - logged, counted, retried: never the caller's
             self._writes.failed(exc, "will retry in the background. Answers are safe in the "
                                 "local outbox.")  # fmt: skip
             self._on_error(exc)

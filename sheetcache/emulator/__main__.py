@@ -1,5 +1,6 @@
 """``python -m sheetcache.emulator [OPTIONS]``: the same as ``sheetcache emulator``, without
-loading the cache, its stores or the CLI (see :mod:`sheetcache.emulator._main`)."""
+loading the cache, its stores or the CLI (see :mod:`sheetcache.emulator._main`).
+"""
 
 import sys
 

@@ -92,7 +92,8 @@ class Faults:
         self, n: int = 1, *, after: float = 5.0, methods: MethodFilter = None
     ) -> None:
         """Drop the connection of the next ``n`` matching requests unanswered, and apply each
-        ``after`` seconds later (in the background)."""
+        ``after`` seconds later (in the background).
+        """
         self._add(Fault("apply_late", n, 0, _methods(methods), after))
 
     def outage(self, status: int = 503) -> None:

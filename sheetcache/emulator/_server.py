@@ -34,10 +34,10 @@ from sheetcache.emulator._quota import Quota, quota_error
 from sheetcache.emulator._state import Store
 
 __all__ = [
+    "MAX_BODY_BYTES",
     "App",
     "EmulatorHTTPServer",
     "Headers",
-    "MAX_BODY_BYTES",
     "Reply",
     "RequestRecord",
 ]
@@ -400,7 +400,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 300
     server: EmulatorHTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - " + format, self.client_address[0], *args)
 
     def do_GET(self) -> None:

@@ -118,7 +118,7 @@ def init_worksheet(url: str, share: list[str] | None = None) -> list[str]:
                 api.http.insert_permission(
                     api.id, email, perm_type="user", role="writer", notify=False
                 )
-            except Exception as exc:  # noqa: BLE001 - report and go on with the others
+            except Exception as exc:
                 raise BackendError(
                     f"sharing with {email} failed: {api.explain(exc, 'share')}"
                 ) from exc

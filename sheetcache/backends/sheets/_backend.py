@@ -218,7 +218,7 @@ class SheetsBackend(Backend):
         for callback in list(self._subscribers):
             try:
                 callback(set(keys))
-            except Exception:  # noqa: BLE001 - a subscriber's bug must not stop refreshes
+            except Exception:
                 log.exception("sheetcache: a change subscriber failed")
 
     # -- refresh ------------------------------------------------------------------------------
@@ -275,8 +275,10 @@ class SheetsBackend(Backend):
         return self.mirror.get_many([k for k in keys if k in ix])
 
     def _loaded_for_reading(self) -> None:
-        """Read commands (export, stats) must not report a mirror as the sheet: load it now,
-        within ``open_timeout``, or raise."""
+        """Load the sheet now (within ``open_timeout``) or raise.
+
+        Read commands (export, stats) must not report a mirror as the sheet.
+        """
         if not self.state.loaded:
             self._load_bounded()
 
@@ -316,8 +318,11 @@ class SheetsBackend(Backend):
                 self.writer.put(latest)
 
     def put_queued(self, batch: Sequence[Any]) -> None:
-        """Upsert claimed outbox rows (:class:`sheetcache._outbox.Queued`): their write ids go
-        in the rows' meta, and rows claimed before are checked for having landed first."""
+        """Upsert claimed outbox rows (:class:`sheetcache._outbox.Queued`).
+
+        Their write ids go in the rows' meta, and rows claimed before are checked for having
+        landed first.
+        """
         latest: dict[str, Entry] = {}
         write_ids: dict[str, str] = {}
         mine: set[str] = set()
@@ -359,8 +364,11 @@ class SheetsBackend(Backend):
     # -- closing ------------------------------------------------------------------------------
 
     def interrupt(self) -> None:
-        """Stop waiting: a request in retries or a late-apply wait gives up now. Called by
-        the flusher when a close must not wait any longer; the backend is closing then."""
+        """Stop waiting: a request in retries or a late-apply wait gives up now.
+
+        Called by the flusher when a close must not wait any longer; the backend is closing
+        then.
+        """
         self._closing.set()
         self.api.closing.set()
 

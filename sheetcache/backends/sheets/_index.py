@@ -31,17 +31,22 @@ def fingerprint(blob: bytes) -> int:
 
 
 def serving_fp(entry: Entry) -> int:
-    """32 bits standing for what a hit serves (value, type, status, expiry): when it changes,
-    the L1 copy is dropped. Hit counts and notes don't count. Compared within one process
-    only, so Python's (per-process salted) hash is fine and cheap."""
+    """32 bits standing for what a hit serves (value, type, status, expiry).
+
+    When it changes, the L1 copy is dropped. Hit counts and notes don't count. Compared within one process
+    only, so Python's (per-process salted) hash is fine and cheap.
+    """
     return hash((entry.value, entry.value_type, entry.status, entry.expires_at)) & 0xFFFFFFFF
 
 
 class Index:
-    """Keys -> rows of one read. Replaced whole on a full read, so a lookup sees either the
-    old or the new one, never a mix; incremental reads and writes add to it in place."""
+    """Keys -> rows of one read.
 
-    __slots__ = ("slots", "dups", "part_ids", "bad", "blank", "incomplete", "parts", "complete")
+    Replaced whole on a full read, so a lookup sees either the old or the new one, never a
+    mix; incremental reads and writes add to it in place.
+    """
+
+    __slots__ = ("bad", "blank", "complete", "dups", "incomplete", "part_ids", "parts", "slots")
 
     def __init__(self) -> None:
         self.slots: dict[str, int] = {}

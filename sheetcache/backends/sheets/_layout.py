@@ -55,9 +55,9 @@ from sheetcache.backends.base import Entry
 __all__ = [
     "ALL_HEADERS",
     "CELL_LIMIT",
-    "OPTIONAL_HEADERS",
     "FORMAT_VERSION",
     "HEADERS",
+    "OPTIONAL_HEADERS",
     "PARTS_HEADERS",
     "EncodedEntry",
     "IncompleteParts",
@@ -178,8 +178,10 @@ class Layout:
         return out
 
     def row(self, cells: Mapping[str, Any]) -> list[Any]:
-        """A full row for an append: our cells by name, ``""`` in other columns (and cells
-        of optional columns this header lacks are left out)."""
+        """A full row for an append: our cells by name, ``""`` in other columns.
+
+        Cells of optional columns this header lacks are left out.
+        """
         width = max(self.columns.values()) + 1
         out: list[Any] = [""] * width
         columns = self.columns
@@ -277,8 +279,10 @@ def _json(obj: Any) -> str:
 
 
 def saved_cell(entry: Entry) -> Any:
-    """The ``saved`` cell: dollars the entry's hits saved so far, "" when its usage is
-    unknown or has no price."""
+    """The ``saved`` cell: dollars the entry's hits saved so far.
+
+    Empty when its usage is unknown or has no price.
+    """
     from sheetcache._savings import entry_savings
 
     try:
@@ -394,8 +398,10 @@ class PartsIndex:
             self.rows.setdefault(part_id, []).append(first_row + offset)
 
     def forget(self, part_ids: Iterable[str]) -> None:
-        """Drop the texts of parts whose entries are decoded (they live in the mirror now);
-        their rows stay known, for deletes and compaction."""
+        """Drop the texts of parts whose entries are decoded (they live in the mirror now).
+
+        Their rows stay known, for deletes and compaction.
+        """
         for part_id in part_ids:
             self.texts.pop(part_id, None)
 
@@ -437,8 +443,9 @@ _HEX = "0123456789abcdef"
 
 
 class RowDecoder:
-    """Rebuilds entries from main-tab rows of one layout; ``decoder(row)`` ->
-    ``(entry, parts id or None)``.
+    """Rebuilds entries from main-tab rows of one layout.
+
+    ``decoder(row)`` -> ``(entry, parts id or None)``.
 
     Written for a cold load of 100,000 rows: column positions are resolved once, and the
     common case (a full row of text the backend wrote) takes no detours.
@@ -457,8 +464,10 @@ class RowDecoder:
         """The write id in the meta of the row decoded last (None if it has none)."""
 
     def parse_metas(self, rows: Sequence[list[Any]], chunk: int = 1000) -> list[Any]:
-        """Parse the meta cells of ``rows`` a thousand at a time (one ``orjson.loads`` per
-        chunk costs half as much as one per cell); ``None`` where a row must parse its own.
+        """Parse the meta cells of ``rows`` a thousand at a time.
+
+        One ``orjson.loads`` per chunk costs half as much as one per cell; ``None`` where a
+        row must parse its own.
 
         Only cells shaped like what the backend writes (``{"v":...}``) are batched, and a
         chunk that fails or yields another number of objects falls back to row by row, so a
@@ -622,7 +631,7 @@ _STATUS_HELP = "approved, rejected, or empty (not reviewed yet)"
 
 
 def header_requests(sheet_id: int, header: list[Any], grid_cols: int) -> list[dict[str, Any]]:
-    """batchUpdate requests adding our missing headers after the existing ones."""
+    """BatchUpdate requests adding our missing headers after the existing ones."""
     present = {normalize_header(c) for c in header}
     missing = [h for h in ALL_HEADERS if h not in present]
     if not missing:

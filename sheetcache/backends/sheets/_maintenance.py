@@ -87,8 +87,10 @@ class Maintenance:
     def _delete_rows(
         self, rows: Sequence[int], parts_rows: Sequence[int] = (), forget: Sequence[str] = ()
     ) -> None:
-        """Delete main-tab ``rows`` (and the parts rows they own, plus ``parts_rows``), then
-        re-read. One batchUpdate per 20,000 runs; bottom rows first so the rest stay put."""
+        """Delete main-tab ``rows`` (and their parts rows, plus ``parts_rows``), then re-read.
+
+        One batchUpdate per 20,000 runs; bottom rows first so the rest stay put.
+        """
         st = self.state
         ix = st.index
         self._check_rows(rows)
@@ -114,8 +116,10 @@ class Maintenance:
         self.reader.full_load()
 
     def _check_rows(self, rows: Sequence[int]) -> None:
-        """Right before deleting by number: the rows still hold the keys we mean (one read
-        of the key column); if not, someone moved rows since the read, and we don't delete."""
+        """Check, right before deleting by number, that the rows hold the keys we mean.
+
+        One read of the key column; if a row moved since the read, nothing is deleted.
+        """
         st = self.state
         layout = st.layout
         if not rows or layout is None:
@@ -197,8 +201,10 @@ class Maintenance:
         return report
 
     def compact_due(self) -> bool:
-        """Whether the background compaction should run now: duplicates are known and the
-        interval since the last run has passed."""
+        """Whether the background compaction should run now.
+
+        Duplicates are known and the interval since the last run has passed.
+        """
         return (
             bool(self.state.index.dups)
             and time.monotonic() - self.last_compact >= self.compact_interval

@@ -85,8 +85,11 @@ def unpack(key: str, blob: bytes) -> Entry:
 
 
 class Mirror:
-    """Entries by key, persisted. Thread-safe; every method may raise :class:`sqlite3.Error`
-    (callers that can do without it log and go on)."""
+    """Entries by key, persisted.
+
+    Thread-safe; every method may raise :class:`sqlite3.Error` (callers that can do without
+    it log and go on).
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.private = path is None
@@ -191,8 +194,10 @@ class Mirror:
     # -- writes ---------------------------------------------------------------------------
 
     def upsert(self, rows: Sequence[tuple[str, float, int, str, str | None, bytes]]) -> None:
-        """Write ``(key, seen, fp, namespace, wid, pack(entry))`` rows, each only over a row
-        learned no later, and only if it differs."""
+        """Write ``(key, seen, fp, namespace, wid, pack(entry))`` rows.
+
+        Each only over a row learned no later, and only if it differs.
+        """
         if not rows:
             return
         with self._lock:

@@ -255,8 +255,9 @@ class Reader:
         old: Index,
         ranks: dict[str, tuple[int, float, int]] | None,
     ) -> set[str]:
-        """Decode ``rows`` (sheet rows from ``first``; row 1 is skipped as the header) into
-        ``ix`` and the mirror; return the keys whose served answer changed.
+        """Decode ``rows`` into ``ix`` and the mirror; return keys whose answer changed.
+
+        ``rows`` are sheet rows from ``first`` (row 1 is skipped as the header).
 
         ``ranks`` holds the winner rank of every key indexed so far in this read (a full
         read); without it (an incremental read) a key seen before is ranked from the mirror.

@@ -83,8 +83,9 @@ class Writer:
     # -- verification -----------------------------------------------------------------------
 
     def verified(self, keys: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """For ``keys`` with a row, the current cells ``names`` of that row, read together
-        with the header; re-reads the sheet (up to twice) if the header changed or a row no
+        """For ``keys`` with a row, the current cells ``names`` of that row.
+
+        Read together with the header; re-reads the sheet (up to twice) if the header changed or a row no
         longer holds its key. With no keys it checks the header alone.
 
         Raises:
@@ -156,9 +157,11 @@ class Writer:
         tried_at: float | None = None,
         quiet: set[str] | frozenset[str] = frozenset(),
     ) -> None:
-        """Upsert ``entries`` (key -> entry). ``tried_at``: when an earlier send of some of
-        them may have happened (their write ids are checked, after a late-apply wait).
-        ``quiet``: keys whose entry this process's L1 holds already (no change notice)."""
+        """Upsert ``entries`` (key -> entry).
+
+        ``tried_at``: when an earlier send of some of them may have happened (their write ids are checked, after a late-apply wait).
+        ``quiet``: keys whose entry this process's L1 holds already (no change notice).
+        """
         write_ids = write_ids or {}
         self._quiet = quiet
         try:
@@ -295,8 +298,10 @@ class Writer:
         write_ids: Mapping[str, str],
         header_checked: bool,
     ) -> None:
-        """Append rows; after an ambiguous failure, wait for a late apply and re-read before
-        retrying, so an append that landed although its response was lost is not sent twice.
+        """Append rows, never twice.
+
+        After an ambiguous failure, wait for a late apply and re-read before retrying, so an
+        append that landed although its response was lost is not sent again.
         """
         st = self.state
         pending = list(batch)
