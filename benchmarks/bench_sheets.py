@@ -8,7 +8,9 @@ Prints, no asserts (targets in brackets):
    high-water against the cell bytes (<= 2x); mirror-warm hit (<= 30 us); 1M extrapolated
 4. baseline: the naive approach, one gspread ``append_row`` per miss
 
-Run: ``python benchmarks/bench_sheets.py [--seconds 65] [--rows 100000]``. The sustained
+Run: ``python benchmarks/bench_sheets.py [--seconds 65] [--rows 100000]``; add
+``--before CHECKOUT`` (e.g. ``git worktree add /tmp/before v0.1.0``) to measure that
+version's cold load against the same sheet in the same run, ``--only-cold-load`` for part 3. The sustained
 phase runs longer than the quota's one-minute window, so it measures the steady state, not
 a burst. The cold load talks to an emulator in another process, so the memory figures are
 the client's alone.

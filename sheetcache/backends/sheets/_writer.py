@@ -9,9 +9,11 @@ Rules (docs/sheets.md, "Sync model"):
   written blind.
 - Appends carry the entry's write id in ``meta``. An append whose outcome is unknown (a
   timeout, a dropped connection, a 5xx) is not simply sent again: the writer waits long
-  enough for a late apply (``late_apply`` seconds), re-reads the new rows and sends only
-  the entries whose write id has not landed. A batch that was claimed before (a retry, or a
-  dead process's batch taken over) goes through the same check first.
+  enough for a late apply (``late_apply`` seconds), re-reads the new rows and appends only
+  the entries that have no row yet. A row of the key under our write id is ours and done;
+  under another write id it is another process's, and our answer goes over it in place, so
+  neither makes a second row. A batch that was claimed before (a retry, or a dead
+  process's batch taken over) goes through the same check first.
 - Whatever the writer learns is written to the index and the mirror, and keys whose served
   answer changed are reported (the cache front drops them from its L1).
 """
@@ -205,8 +207,9 @@ class Writer:
         until = tried_at + self.late_apply
         while True:
             self.reader.incremental()
-            landed = self.mirror.write_ids([k for k in write_ids if k in self.state.index])
-            missing = [k for k, w in write_ids.items() if landed.get(k) != w and k in entries]
+            # Only keys that would be appended matter: a key with a row (ours landed, or
+            # another process's) is updated in place, which a late copy cannot duplicate.
+            missing = [k for k in write_ids if k in entries and k not in self.state.index]
             wait = until - time.time()
             if not missing or wait <= 0:
                 return
