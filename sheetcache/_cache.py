@@ -456,14 +456,9 @@ class Cache:
         """Flush (for at most ``timeout`` seconds), then release the backend and files."""
         if self._closed:
             return
-        if not self.flush(timeout) and self._outbox is not None:
-            log.warning(
-                "sheetcache: %d answer(s) still queued for %s; they are kept in %s and sent by "
-                "the next process that opens this cache", self._outbox.pending(), self.url,
-                self._outbox.path,
-            )  # fmt: skip
+        # A last flush, bounded (short when the store is down); what is left stays queued.
+        self._flusher.close(timeout)
         self._closed = True
-        self._flusher.stop()
         if self._outbox is not None:
             self._outbox.close()
         self.backend.close()

@@ -7,9 +7,11 @@ their own with Google's defaults. Every URL carries short retry settings
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gspread
@@ -22,7 +24,7 @@ TAB = "llm-cache"
 #: Retry/refresh settings for tests: same policy, seconds instead of minutes. The session
 #: emulator has no quota, so the client-side limiter is lifted too (quota tests set their own).
 FAST = (
-    "refresh=60&deadline=5&backoff=0.02&max_wait=0.2&timeout=10&open_timeout=3&flush=0.2"
+    "refresh=60&deadline=5&backoff=0.02&max_wait=0.2&timeout=10&open_timeout=3&flush=0.2&late_apply=0.5"
     "&read_quota=100000&write_quota=100000"
 )
 
@@ -93,3 +95,23 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "c
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 2, 0.2)
+
+
+def service_account_key(path: Path, email: str = "robot@proj.iam.gserviceaccount.com") -> Path:
+    """Write a service-account key file with a freshly made RSA key: google-auth signs real
+    JWTs with it, and the emulator's token endpoint accepts any well-formed one."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    path.write_text(json.dumps({
+        "type": "service_account", "project_id": "proj", "private_key_id": "k1",
+        "private_key": pem, "client_email": email, "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }))  # fmt: skip
+    return path

@@ -9,6 +9,7 @@ as a person would. Several tests run other OS processes (tests/sheets_worker.py)
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -21,9 +22,17 @@ from pathlib import Path
 
 import pytest
 from backend_contract import BackendContract, ReopenContract, entry
-from sheets_fixtures import FAST, TAB, Sheet, emulator, sheet, wait_for  # noqa: F401
+from sheets_fixtures import (  # noqa: F401
+    FAST,
+    TAB,
+    Sheet,
+    emulator,
+    service_account_key,
+    sheet,
+    wait_for,
+)
 
-from sheetcache import BackendError, Cache, ConfigError, SchemaError
+from sheetcache import BackendError, Cache, ConfigError, Entry, SchemaError
 from sheetcache.backends.sheets import SheetsBackend, init_worksheet
 from sheetcache.emulator import QuotaLimits, SheetsEmulator
 
@@ -76,19 +85,28 @@ def test_lookup_never_touches_the_network(sheet: Sheet) -> None:
 
 
 def test_url_options_and_no_credentials_in_reprs(sheet: Sheet, tmp_path: Path) -> None:
-    secret = tmp_path / "secret-sa.json"
-    with open_backend(sheet.with_options(f"credentials={secret}&user=alice")) as b:
+    secret = service_account_key(tmp_path / "secret-sa.json")
+    sheet.emu.clear_requests()
+    with open_backend(sheet.with_options(f"credentials={secret}")) as b:
         assert str(secret) not in repr(b) and str(secret) not in b.url
         assert b.url == f"sheets://{sheet.id}/{TAB}?endpoint={sheet.emu.url}"  # the outbox key
+        # The credentials path ran: a signed JWT went to the (routed) token endpoint, and
+        # the emulator saw the service account's e-mail on every request.
+        assert b.identity.principal == "robot@proj.iam.gserviceaccount.com"
+        b.put_many([entry(1)])
+    users = {r.user for r in sheet.emu.requests if sheet.id in r.path}
+    assert users == {"robot@proj.iam.gserviceaccount.com"}
+    assert any(r.api == "oauth" for r in sheet.emu.requests)
     with pytest.raises(ConfigError, match="unknown option 'colour'"):
         SheetsBackend.from_url(f"sheets://{sheet.id}/{TAB}?colour=red")
     with pytest.raises(ConfigError, match="sheets://SPREADSHEET_ID/WORKSHEET"):
         SheetsBackend.from_url(f"sheets://{sheet.id}")
     with pytest.raises(ConfigError, match="not its web address"):
         SheetsBackend.from_url("sheets://docs.google.com/spreadsheets/d/abc/edit")
+    missing = tmp_path / "missing-sa.json"
     with pytest.raises(ConfigError, match="does not exist") as info:
-        SheetsBackend.from_url(f"sheets://{sheet.id}/{TAB}?credentials={secret}")
-    assert str(secret) not in str(info.value)
+        SheetsBackend.from_url(f"sheets://{sheet.id}/{TAB}?credentials={missing}")
+    assert str(missing) not in str(info.value)
 
 
 def test_missing_worksheet_unknown_spreadsheet_and_bad_header(sheet: Sheet) -> None:
@@ -162,7 +180,7 @@ def test_layout_is_plain_and_readable(sheet: Sheet) -> None:
         assert cache.flush(timeout=30)
     header = sheet.values()[0]
     assert header == ["key", "created", "model", "prompt", "response", "status", "note",
-                      "hits", "last hit", "meta"]  # fmt: skip
+                      "hits", "last hit", "meta", "saved"]  # fmt: skip
     chat_row, plain_row = sheet.rows()
     assert (chat_row["model"], chat_row["prompt"], chat_row["response"]) == ("gpt-4o", "2+2?", "4")
     assert chat_row["created"].endswith("Z") and chat_row["status"] == ""
@@ -534,7 +552,8 @@ def test_prunes_by_policy_instead_of_failing_near_the_cell_limit(sheet: Sheet) -
     spreadsheet.del_worksheet(spreadsheet.worksheet("Sheet1"))  # only our tab counts now
     with open_backend(sheet.url) as b:
         b.put_many([approved, rejected, expired, popular, unloved])
-        room = b.cells_used() + 2 * 10  # space for two more rows of 10 columns
+        width = len(sheet.values()[0])
+        room = b.cells_used() + 2 * width  # space for two more rows
     with open_backend(sheet.with_options(f"max_cells={room}")) as b:
         b.put_many([entry(5), entry(6)])
         assert b.count() == 7
@@ -593,3 +612,404 @@ def test_batches_over_the_request_size_limit_are_split(sheet: Sheet) -> None:
         assert all(r.status == 200 for r in appends) and len(appends) >= 3  # parts, then rows
     with open_backend(sheet.with_options("mirror=off")) as b:
         assert b.get_many([e.key for e in big]) == {e.key: e for e in big}
+
+
+# -- the sync model (issue: reviewers' edits, shared outboxes, late writes, restarts) --------
+
+
+def _spawn(url: str, mode: str, n: int, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, WORKER, url, mode, str(n), *extra], env=env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _finish(child: subprocess.Popen[str], timeout: float = 120) -> str:
+    out, err = child.communicate(timeout=timeout)
+    assert child.returncode == 0, err[-3000:]
+    return out
+
+
+def _damaged(sheet: Sheet) -> list[str]:
+    """Every cell of ours that does not read back as what the backend writes there."""
+    from sheetcache.backends.sheets._layout import Layout, PartsIndex, RowDecoder
+
+    values = sheet.values()
+    layout = Layout.from_header(values[0], TAB, "")
+    decode = RowDecoder(layout, PartsIndex())
+    problems = []
+    for r, row in enumerate(values[1:], start=2):
+        if not any(c != "" for c in row):
+            continue
+        try:
+            entry_, _pid = decode(list(row))
+        except Exception as exc:  # noqa: BLE001 - a damaged row is what this looks for
+            problems.append(f"row {r}: {exc}")
+            continue
+        cells = dict(zip([str(h) for h in values[0]], row, strict=False))
+        if entry_.value != f"answer to {entry_.prompt}" or cells.get("prompt") != entry_.prompt:
+            problems.append(f"row {r}: response {entry_.value!r} for prompt {entry_.prompt!r}")
+        if not isinstance(cells.get("hits"), int) or str(cells.get("meta", "")).startswith("20"):
+            problems.append(f"row {r}: hits {cells.get('hits')!r}, meta {cells.get('meta')!r}")
+        # Nobody writes notes or statuses here, and the model is always "m".
+        if (cells.get("note"), cells.get("status"), cells.get("model")) != ("", "", "m"):
+            problems.append(
+                f"row {r}: note/status/model {cells.get('note')!r}, "
+                f"{cells.get('status')!r}, {cells.get('model')!r}"
+            )
+        if "comment" in cells and cells["comment"] not in ("", f"seen {entry_.prompt}"):
+            problems.append(f"row {r}: the reviewer's comment became {cells['comment']!r}")
+    return problems
+
+
+def test_reviewer_moves_columns_inserts_one_and_sorts_while_two_processes_run(
+    sheet: Sheet, subprocess_env: dict[str, str]
+) -> None:
+    # Refreshes are rarer than flushes: most writes find the columns moved before a read did.
+    url = sheet.with_options("refresh=3&flush=0.1")
+    with Cache(url) as cache:  # some rows to start from
+        for i in range(0, 40, 2):
+            cache.get_or_call(f"mix-{i}", lambda p: f"answer to {p}", model="m")
+    workers = [_spawn(url, "mix", 12, subprocess_env) for _ in range(2)]
+    sheet.emu.faults.latency_ms = 5  # requests take a little while, as Google's do
+    try:
+        ws = sheet.reviewer()
+        sid = ws.id
+        wait_for(lambda: len(sheet.values()) > 25, what="the workers' first rows")
+        # Drag "response" (E) to the front, as a person does in the UI.
+        ws.spreadsheet.batch_update({"requests": [{"moveDimension": {
+            "source": {"sheetId": sid, "dimension": "COLUMNS", "startIndex": 4, "endIndex": 5},
+            "destinationIndex": 0,
+        }}]})  # fmt: skip
+        time.sleep(0.3)  # reviewers work at human speed; the workers keep going meanwhile
+        # Insert a column of their own in the middle, with a comment on each row.
+        ws.insert_cols([["comment"]], col=4)
+        rows = sheet.values()
+        header = [str(h) for h in rows[0]]
+        prompt_col, comment_col = header.index("prompt"), header.index("comment")
+        comments = [[f"seen {row[prompt_col]}"] for row in rows[1:]]
+        letter = chr(ord("A") + comment_col)
+        ws.update(comments, f"{letter}2", raw=True)
+        time.sleep(0.3)
+        # Sort the rows by prompt (descending: every row moves).
+        ws.spreadsheet.batch_update({"requests": [{"sortRange": {
+            "range": {"sheetId": sid, "startRowIndex": 1},
+            "sortSpecs": [{"dimensionIndex": prompt_col, "sortOrder": "DESCENDING"}],
+        }}]})  # fmt: skip
+        time.sleep(1.0)  # the workers flush hits and refresh over the sorted rows
+        for w in workers:
+            assert w.stdin is not None and w.poll() is None  # still running during the edits
+            w.stdin.write("stop\n")
+            w.stdin.flush()
+        outs = [_finish(w) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.communicate()
+    sheet.emu.faults.latency_ms = 0
+    for out in outs:
+        last = out.strip().splitlines()[-1].split()
+        assert last[0] == "done" and int(last[1]) >= 12 * 40 and last[2] == "0", out
+    assert _damaged(sheet) == []
+    header = [str(h) for h in sheet.values()[0]]
+    assert header[0] == "response" and "comment" in header
+    with open_backend(sheet.with_options("mirror=off")) as b:
+        assert {e.prompt for e in b.iter_entries()} == {f"mix-{i}" for i in range(40)}
+        assert sum(e.hits for e in b.iter_entries()) > 0  # hit counts landed, by name
+
+
+def test_four_processes_on_one_outbox_agree_after_one_refresh(
+    sheet: Sheet, subprocess_env: dict[str, str]
+) -> None:
+    # Flushes only when asked: the first process's flusher then sends every process's
+    # queued answers (one shared outbox), overriding the answers the others hold in L1.
+    url = sheet.with_options("flush=600")
+    workers = [_spawn(url, "agree", 25, subprocess_env, f"p{i}") for i in range(4)]
+
+    def say(w: subprocess.Popen[str], line: str, expect: str) -> None:
+        assert w.stdin is not None and w.stdout is not None
+        w.stdin.write(line + "\n")
+        w.stdin.flush()
+        if expect:
+            assert w.stdout.readline().strip() == expect
+
+    try:
+        for w in workers:  # one after the other: the last one's answers are the newest
+            say(w, "answer", "answered")
+        for w in workers:  # the first sends all of them: every key gets p3's answer
+            say(w, "flush", "ready")
+        for w in workers:
+            say(w, "go", "")
+        answers = [json.loads(_finish(w).strip().splitlines()[-1]) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.communicate()
+    assert answers[0] == answers[1] == answers[2] == answers[3]
+    with open_backend(sheet.with_options("mirror=off")) as b:
+        stored = {e.prompt: e.value for e in b.iter_entries()}
+    assert answers[0] == stored  # every process serves the winning row's answer
+
+
+def _keys_in(sheet: Sheet) -> list[str]:
+    return [r["key"] for r in sheet.rows() if r["key"]]
+
+
+def test_late_applied_append_is_neither_duplicated_nor_lost(sheet: Sheet) -> None:
+    url = sheet.with_options("late_apply=1&compact=0.5&refresh=0.2")
+    faults = sheet.emu.faults
+    with Cache(url) as cache:
+        cache.get_or_call("warm", lambda p: "w", model="m")
+        assert cache.flush(timeout=30)
+        # 1. Applied 0.3 s after the client gave up: within the wait, so never re-sent.
+        faults.apply_late_next(1, after=0.3, methods=["POST"])
+        for i in range(50):
+            cache.get_or_call(f"late-{i}", lambda p: f"a {p}", model="m")
+        assert cache.flush(timeout=30)
+        keys = _keys_in(sheet)
+        assert len(keys) == len(set(keys)) == 51
+        # 2. Applied after any wait (4 s): the re-send lands first, then the late copy;
+        # the background compaction removes the copy without anyone asking.
+        faults.apply_late_next(1, after=4.0, methods=["POST"])
+        for i in range(50):
+            cache.get_or_call(f"later-{i}", lambda p: f"a {p}", model="m")
+        assert cache.flush(timeout=30)
+        assert len(_keys_in(sheet)) == 101  # re-sent after the wait, before the late copy
+        backend = cache.backend
+        assert isinstance(backend, SheetsBackend)
+        wait_for(lambda: backend.stats["compacted_rows"] == 50, timeout=20,
+                 what="the late copy to land and the background compaction to remove it")  # fmt: skip
+    keys = _keys_in(sheet)
+    assert len(keys) == len(set(keys)) == 101
+
+
+def test_kill_9_then_immediate_restart_leaves_no_duplicates_after_compaction(
+    sheet: Sheet, subprocess_env: dict[str, str]
+) -> None:
+    sheet.emu.faults.latency_ms = 150  # appends in flight while the process dies
+    url = sheet.with_options("flush=0.05&late_apply=1&compact=0.5&refresh=0.2")
+    child = subprocess.Popen(
+        [sys.executable, WORKER, url, "stream", "300"], env=subprocess_env,
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    answered: list[str] = []
+    try:
+        out = child.stdout
+        assert out is not None
+        reader = threading.Thread(target=lambda: answered.extend(line.strip() for line in out))
+        reader.start()
+        wait_for(lambda: len(answered) > 200 and len(sheet.values()) > 20, what="flushes")
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        reader.join(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    sheet.emu.faults.latency_ms = 0
+    with Cache(url) as cache:  # the immediate restart: takes over the dead process's claim
+        assert cache.flush(timeout=60)
+        wait_for(lambda: len(_keys_in(sheet)) == len(set(_keys_in(sheet))), timeout=20,
+                 what="no duplicate rows")  # fmt: skip
+    keys = _keys_in(sheet)
+    assert set(answered) <= set(keys), "an answered entry was lost"
+    assert len(keys) == len(set(keys))
+
+
+def test_close_during_an_outage_is_bounded_and_hit_counts_land_later(
+    sheet: Sheet, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Default retry options (a 120 s deadline); the refresh is slowed down, and the restart's
+    # wait for a late apply of the refused append is shortened.
+    url = f"sheets://{sheet.id}/{TAB}?endpoint={sheet.emu.url}&refresh=60&flush=0.2"
+    later = url + "&late_apply=0.5"
+    cache = Cache(url)
+    for q in ("a", "b", "c"):
+        cache.get_or_call(q, lambda p: f"answer {p}", model="m")
+    assert cache.flush(timeout=30)
+    cache._l1.clear()  # the hits below read the backend, as after a restart
+    sheet.emu.faults.outage(503)
+    for _ in range(3):
+        for q in ("a", "b"):
+            assert cache.get_or_call(q, lambda p: "never", model="m") == f"answer {q}"
+    cache.get_or_call("d", lambda p: "answer d", model="m")  # a miss during the outage
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="sheetcache"):
+        cache.close()
+    took = time.monotonic() - started
+    print(f"close() took {took:.2f}s")
+    assert took < 5.0, f"close() took {took:.1f}s during an outage"  # 15 s before; target 3 s
+    assert "1 answer(s) and hit counts of 2 key(s)" in caplog.text
+    sheet.emu.faults.clear()
+    with Cache(later) as cache:  # the next start sends both
+        assert cache.flush(timeout=30)
+    rows = {r["prompt"]: r for r in sheet.rows()}
+    assert (rows["a"]["hits"], rows["b"]["hits"], rows["c"]["hits"]) == (3, 3, 0)
+    assert rows["d"]["response"] == "answer d"
+
+
+def test_20k_rows_with_l1_off_serve_exact_answers_fresh_and_from_the_mirror(
+    sheet: Sheet, subprocess_env: dict[str, str]
+) -> None:
+    n = 20_000
+    keyer = Cache("memory://")
+    stored = {
+        f"big-{i}": Entry(
+            key=keyer.key(f"big-{i}", model="m"), value=f"answer {i} " + "x" * (i % 300),
+            prompt=f"big-{i}", key_parts={"model": "m"}, created_at=1.7e9 + i,
+        )
+        for i in range(n)
+    }  # fmt: skip
+    with open_backend(sheet.with_options("mirror=off&timeout=60&deadline=60")) as b:
+        b.put_many(list(stored.values()))
+    wanted = {p: stored[p].value for p in (f"big-{i}" for i in range(0, n, 97))}
+    out = _finish(_spawn(sheet.url, "serve", n, subprocess_env)).split("\n")
+    assert json.loads(out[0]) == wanted and int(out[1]) == n  # a fresh process, from the sheet
+    sheet.emu.faults.outage(503)  # the restart: Sheets is down, the mirror serves
+    out = _finish(_spawn(sheet.with_options("open_timeout=0.5"), "serve", n, subprocess_env))
+    assert json.loads(out.split("\n")[0]) == wanted
+    assert out.split("\n")[1] == "unreachable"  # ...but a read command doesn't pretend
+    sheet.emu.faults.clear()
+
+
+def test_read_commands_fail_loudly_on_an_unreachable_sheet(sheet: Sheet) -> None:
+    sheet.emu.faults.outage(503)
+    with open_backend(sheet.with_options("open_timeout=0.5&mirror=off")) as b:
+        started = time.monotonic()
+        with pytest.raises(BackendError, match="unreachable"):
+            b.count()
+        with pytest.raises(BackendError, match="unreachable"):
+            list(b.iter_entries())
+        assert time.monotonic() - started < 10  # within the open timeout, not 17 s of silence
+        assert b.lookup(entry(1).key) is None  # the hit path still fails open
+    sheet.emu.faults.clear()
+
+
+def test_doctor_names_the_compact_command_with_bad_and_duplicate_rows(sheet: Sheet) -> None:
+    from sheetcache.backends.sheets import doctor
+
+    with open_backend(sheet.url) as b:
+        b.put_many([entry(1), entry(2)])
+    ws = sheet.reviewer()
+    row = sheet.values()[1]
+    ws.append_rows([row, ["not-a-key", "x"]], value_input_option="RAW", table_range="A1")
+    checks = {c.name: c for c in doctor(sheet.url)}
+    assert "not-a-key" in checks["bad rows"].detail
+    assert checks["duplicates"].fix.startswith(f"run `sheetcache compact sheets://{sheet.id}/")
+    assert "not-a-key" not in checks["duplicates"].fix
+
+
+def test_emulator_answers_403_for_a_sheet_not_shared_and_404_for_none(sheet: Sheet) -> None:
+    import requests
+
+    sheet.emu.restrict(sheet.id, ["someone-else"])
+    for sid, status, reason in ((sheet.id, 403, "PERMISSION_DENIED"), ("1" + "x" * 43, 404,
+                                                                        "NOT_FOUND")):  # fmt: skip
+        got = requests.get(
+            f"{sheet.emu.url}/v4/spreadsheets/{sid}",
+            headers={"Authorization": "Bearer emulator:emulator-user"}, timeout=10,
+        )  # fmt: skip
+        assert got.status_code == status and got.json()["error"]["status"] == reason
+    sheet.emu.restrict(sheet.id, None)
+
+
+def test_entry_metadata_round_trips_and_saved_column_is_filled(sheet: Sheet) -> None:
+    usage = {"model": "gpt-4o", "provider": "openai", "input_tokens": 1000, "output_tokens": 500}
+    e = dataclasses.replace(entry(1), metadata={"usage": usage, "note": "ünïcode ✓"})
+    with open_backend(sheet.url) as b:
+        b.put_many([e])
+        b.record_hits({e.key: (4, 1_800_000_000.0)})
+    with open_backend(sheet.with_options("mirror=off")) as b:
+        got = b.get_many([e.key])[e.key]
+    assert got.metadata == e.metadata and got.hits == 4
+    from sheetcache._savings import entry_savings
+
+    _tokens, usd = entry_savings(e.metadata)
+    row = sheet.rows()[0]
+    assert row["saved"] == ("" if usd is None else pytest.approx(usd * 4))
+
+
+def test_full_reads_go_in_pages_and_restart_when_rows_move_between_pages(sheet: Sheet) -> None:
+    stored = [entry(i) for i in range(30)]
+    with open_backend(sheet.url) as b:
+        b.put_many(stored)
+    with open_backend(sheet.with_options("mirror=off")) as b:
+        b.reader.pages = 7  # 31 rows: five pages
+        sheet.emu.clear_requests()
+        b.refresh()
+        assert len([r for r in sheet.our_requests() if r.kind == "read"]) == 1 + 5
+        assert b.get_many([e.key for e in stored]) == {e.key: e for e in stored}
+        # A reviewer sorts the rows while the read is between two pages: it starts over.
+        real = b.api.batch_get
+        calls = [0]
+
+        def sort_after_first_page(ranges: list[str], **kw: object) -> list[dict[str, object]]:
+            got = real(ranges, **kw)  # type: ignore[arg-type]
+            calls[0] += 1
+            if calls[0] == 1:
+                ws = sheet.reviewer()
+                ws.spreadsheet.batch_update({"requests": [{"sortRange": {
+                    "range": {"sheetId": ws.id, "startRowIndex": 1},
+                    "sortSpecs": [{"dimensionIndex": 0, "sortOrder": "DESCENDING"}],
+                }}]})  # fmt: skip
+            return got
+
+        b.api.batch_get = sort_after_first_page  # type: ignore[method-assign]
+        b.refresh()
+        b.api.batch_get = real  # type: ignore[method-assign]
+        rows = b.state.index.rows()
+        for e in stored:
+            assert sheet.row_number(e.key) == rows[e.key]  # every row number is the sorted one
+        assert b.get_many([e.key for e in stored]) == {e.key: e for e in stored}
+
+
+_CLAIMER = """
+import sys, time
+from sheetcache._outbox import Outbox
+box = Outbox(sys.argv[1])
+print(len(box.claim(100)), flush=True)
+if sys.argv[2] == "hold":
+    time.sleep(60)
+"""
+
+
+def test_waiting_on_a_live_claim_sleeps_and_a_zombie_claim_is_taken_over(
+    sheet: Sheet, subprocess_env: dict[str, str]
+) -> None:
+    cache = Cache(sheet.with_options("flush=600"))
+    try:
+        for i in range(5):
+            cache.set(f"claimed-{i}", f"a{i}", model="m")
+        path = str(cache._outbox.path)  # type: ignore[union-attr]
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _CLAIMER, path, "hold"], env=subprocess_env,
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "5"
+        cpu, wall = time.process_time(), time.monotonic()
+        assert not cache.flush(timeout=3)  # another live process holds them: wait...
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        assert cpu < wall / 3, f"{cpu:.2f}s of CPU in a {wall:.2f}s wait"  # ...asleep
+        holder.kill()
+        holder.communicate()
+        # A claimer that exits unreaped (a zombie) holds a lease no one will finish.
+        for i in range(5, 8):
+            cache.set(f"claimed-{i}", f"a{i}", model="m")
+        zombie = subprocess.Popen(
+            [sys.executable, "-c", _CLAIMER, path, "exit"], env=subprocess_env,
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        # It claims all eight: the killed holder's five were free again at once.
+        assert zombie.stdout is not None and zombie.stdout.readline().strip() == "8"
+        stat = Path(f"/proc/{zombie.pid}/stat")
+        wait_for(lambda: stat.read_text().split(") ")[1][0] == "Z",
+                 what="the claimer to exit unreaped")  # fmt: skip
+        assert cache.flush(timeout=30)  # taken over: both batches land
+        zombie.communicate()
+    finally:
+        cache.close()
+    assert sorted(r["prompt"] for r in sheet.rows()) == [f"claimed-{i}" for i in range(8)]

@@ -1,8 +1,10 @@
-"""``python -m sheetcache.emulator [OPTIONS]``: the same as ``sheetcache emulator``."""
+"""``python -m sheetcache.emulator [OPTIONS]``: the same as ``sheetcache emulator``, without
+loading the cache, its stores or the CLI (see :mod:`sheetcache.emulator._main`).
+"""
 
 import sys
 
-from sheetcache.cli import app
+from sheetcache.emulator._main import main
 
 if __name__ == "__main__":
-    app(["emulator", *sys.argv[1:]], prog_name="python -m sheetcache.emulator")
+    sys.exit(main())

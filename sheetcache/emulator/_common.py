@@ -1,5 +1,6 @@
 """What every API handler shares: the call context, access checks, range resolution and the
-normalisations Google applies to what it echoes back."""
+normalisations Google applies to what it echoes back.
+"""
 
 from __future__ import annotations
 
@@ -168,7 +169,8 @@ def normalize_grid_range(grid_range: dict[str, Any]) -> dict[str, Any]:
 
 def normalize_colors(value: Any) -> Any:
     """Echo colours the way Sheets does: zero components dropped, and every ``xColor`` paired
-    with its ``xColorStyle`` (``{"rgbColor": ...}``) and back."""
+    with its ``xColorStyle`` (``{"rgbColor": ...}``) and back.
+    """
     if isinstance(value, list):
         return [normalize_colors(item) for item in value]
     if not isinstance(value, dict):

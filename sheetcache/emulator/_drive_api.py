@@ -1,5 +1,6 @@
 """Drive v3 endpoints gspread uses (files, permissions, comments, export, CSV import) and an
-OAuth token endpoint, so a real service-account credential can be routed to the emulator."""
+OAuth token endpoint, so a real service-account credential can be routed to the emulator.
+"""
 
 from __future__ import annotations
 
@@ -197,7 +198,8 @@ def files_export(call: Call, file_id: str) -> Raw:
 
 def import_csv(call: Call, file_id: str) -> dict[str, Any]:
     """``PUT /upload/drive/v2/files/{id}?convert=true``: replace the spreadsheet with a CSV,
-    values parsed as if typed (gspread's ``import_csv``)."""
+    values parsed as if typed (gspread's ``import_csv``).
+    """
     file = _writable(call, file_id)
     spreadsheet = file.spreadsheet
     if spreadsheet is None:
@@ -438,7 +440,8 @@ def _jwt_claims(token: str) -> dict[str, Any] | None:
 
 def user_from_token(token: str) -> str:
     """Who a bearer token stands for: ``emulator:<user>``, or the e-mail/subject of a JWT
-    (a self-signed service-account token), or the token itself."""
+    (a self-signed service-account token), or the token itself.
+    """
     if token.startswith("emulator:"):
         return token[len("emulator:") :] or "emulator-user"
     claims = _jwt_claims(token)
@@ -449,7 +452,8 @@ def user_from_token(token: str) -> str:
 
 def token(call: Call) -> tuple[int, dict[str, Any]]:
     """An OAuth 2 token endpoint: any JWT-bearer assertion or refresh token gets a token
-    naming its subject (signatures are not checked)."""
+    naming its subject (signatures are not checked).
+    """
     form = {k: v[-1] for k, v in parse_qs(call.raw_body.decode("utf-8", "replace")).items()}
     grant = form.get("grant_type")
     if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":

@@ -233,7 +233,8 @@ class SheetsEmulator:
 
     def recorded_formatting(self, spreadsheet_id: str) -> list[dict[str, Any]]:
         """The formatting requests (``repeatCell``, ``setDataValidation``, ``setBasicFilter``,
-        ``updateDimensionProperties``, ``autoResizeDimensions``...) sent to a spreadsheet."""
+        ``updateDimensionProperties``, ``autoResizeDimensions``...) sent to a spreadsheet.
+        """
         return [
             request
             for request in self.recorded_requests(spreadsheet_id)
@@ -258,7 +259,8 @@ class SheetsEmulator:
     ) -> None:
         """Share a spreadsheet with these users only (others get Google's 403, and Drive
         hides it from them); ``readers`` may read but not write. ``None`` shares it with
-        everyone again (the default for new spreadsheets)."""
+        everyone again (the default for new spreadsheets).
+        """
         with self._store.lock:
             file = self._file(spreadsheet_id)
             if allowed_users is None and not readers:

@@ -8,6 +8,10 @@
 * :meth:`Faults.lose_response_next`: the next N matching requests are applied, then lose their
   connection. The client sees the same connection error as a drop, but the write happened:
   the case that turns a naive retry into a duplicate row.
+* :meth:`Faults.apply_late_next`: the next N matching requests lose their connection
+  unanswered, and are applied ``after`` seconds later, as Google sometimes finishes a write
+  after its client gave up. The client's re-read right after the failure finds nothing yet:
+  the case that defeats a "check, then re-send" retry without a wait.
 * :meth:`Faults.outage`: every request fails with one status until :meth:`Faults.clear`.
 
 ``methods`` narrows a rule: ``None`` (all requests), ``"read"`` (GET), ``"write"`` (anything
@@ -33,16 +37,18 @@ class Fault:
     """One pending rule (or what a request drew from it).
 
     Attributes:
-        kind: ``"fail"``, ``"drop"``, ``"lose_response"`` or ``"outage"``.
+        kind: ``"fail"``, ``"drop"``, ``"lose_response"``, ``"apply_late"`` or ``"outage"``.
         remaining: Requests this rule still applies to.
         status: The status a ``fail``/``outage`` answers.
         methods: Which requests it applies to (see the module docstring).
+        delay: Seconds after which an ``apply_late`` request is applied.
     """
 
     kind: str
     remaining: int = 1
     status: int = 503
     methods: frozenset[str] | str | None = None
+    delay: float = 0.0
 
     def matches(self, method: str) -> bool:
         if self.methods is None:
@@ -82,6 +88,14 @@ class Faults:
         """Apply the next ``n`` matching requests, then close the connection unanswered."""
         self._add(Fault("lose_response", n, 0, _methods(methods)))
 
+    def apply_late_next(
+        self, n: int = 1, *, after: float = 5.0, methods: MethodFilter = None
+    ) -> None:
+        """Drop the connection of the next ``n`` matching requests unanswered, and apply each
+        ``after`` seconds later (in the background).
+        """
+        self._add(Fault("apply_late", n, 0, _methods(methods), after))
+
     def outage(self, status: int = 503) -> None:
         """Fail every request with ``status`` until :meth:`clear`."""
         with self._lock:
@@ -98,7 +112,7 @@ class Faults:
     def pending(self) -> list[Fault]:
         """A copy of the rules still waiting for requests."""
         with self._lock:
-            return [Fault(r.kind, r.remaining, r.status, r.methods) for r in self._rules]
+            return [Fault(r.kind, r.remaining, r.status, r.methods, r.delay) for r in self._rules]
 
     def take(self, method: str) -> Fault | None:
         """The fault the next request with ``method`` suffers, consuming one use of its rule."""
@@ -110,7 +124,7 @@ class Faults:
                     rule.remaining -= 1
                     if rule.remaining <= 0:
                         self._rules.remove(rule)
-                    return Fault(rule.kind, 1, rule.status, rule.methods)
+                    return Fault(rule.kind, 1, rule.status, rule.methods, rule.delay)
         return None
 
     def _add(self, rule: Fault) -> None:

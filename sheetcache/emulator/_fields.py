@@ -88,7 +88,8 @@ def selects(mask: Mask | None, *path: str) -> bool:
 
 def merge_masked(target: dict[str, Any], source: dict[str, Any], mask: Mask) -> None:
     """Copy the masked fields of ``source`` into ``target``; masked fields absent from
-    ``source`` are cleared (Google's update semantics)."""
+    ``source`` are cleared (Google's update semantics).
+    """
     for key, sub in mask.items():
         if key == "*":
             target.clear()

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from sheetcache.emulator._errors import ApiError
 
 __all__ = [
-    "ManualClock",
     "PROJECT_NUMBER",
+    "ManualClock",
     "Quota",
     "QuotaLimits",
     "quota_error",
@@ -95,7 +95,8 @@ class Quota:
 
     def used(self, kind: str, user: str | None = None) -> int:
         """Requests of ``kind`` ("read"/"write") counted in the current window, for one user or
-        (``user=None``) the whole project."""
+        (``user=None``) the whole project.
+        """
         with self._lock:
             hits = self._hits.get((kind, user or ""), deque())
             self._expire(hits, self.clock())

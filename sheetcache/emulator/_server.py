@@ -34,10 +34,10 @@ from sheetcache.emulator._quota import Quota, quota_error
 from sheetcache.emulator._state import Store
 
 __all__ = [
+    "MAX_BODY_BYTES",
     "App",
     "EmulatorHTTPServer",
     "Headers",
-    "MAX_BODY_BYTES",
     "Reply",
     "RequestRecord",
 ]
@@ -177,11 +177,24 @@ class App:
         body: bytes | None,
         api: str,
         kind: str,
+        *,
+        faults: bool = True,
     ) -> Reply:
         latency = self.faults.latency_ms
-        if latency > 0:
+        if latency > 0 and faults:
             time.sleep(latency / 1000)
-        fault = self.faults.take(method)
+        fault = self.faults.take(method) if faults else None
+        if fault is not None and fault.kind == "apply_late":
+            # Applied later, in the background, as if Google finished it after the client
+            # gave up; the client sees the connection close now.
+            late = threading.Timer(
+                fault.delay,
+                self._apply_late,
+                (method, raw_path, query, headers, body, api, kind),
+            )
+            late.daemon = True
+            late.start()
+            return Reply(0, action="drop", fault="apply_late")
         if fault is not None:
             if fault.kind in ("fail", "outage"):
                 if fault.status == 429:
@@ -225,6 +238,21 @@ class App:
             reply.action = "lose_response"
             reply.fault = "lose_response"
         return reply
+
+    def _apply_late(
+        self,
+        method: str,
+        raw_path: str,
+        query: dict[str, list[str]],
+        headers: Headers,
+        body: bytes | None,
+        api: str,
+        kind: str,
+    ) -> None:
+        try:
+            self._process(method, raw_path, query, headers, body, api, kind, faults=False)
+        except Exception:  # an error reply has nobody to go to
+            logger.debug("late-applied %s %s failed", method, raw_path, exc_info=True)
 
 
 def _bearer(headers: Headers) -> str:
@@ -372,7 +400,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 300
     server: EmulatorHTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - " + format, self.client_address[0], *args)
 
     def do_GET(self) -> None:

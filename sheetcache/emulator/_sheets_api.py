@@ -28,9 +28,9 @@ from sheetcache.emulator._values import (
 )
 
 __all__ = [
-    "Block",
     "CELL_TOO_LONG",
     "TOO_MANY_CELLS",
+    "Block",
     "check_cells",
     "copy_to",
     "create_spreadsheet",

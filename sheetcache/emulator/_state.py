@@ -35,9 +35,9 @@ __all__ = [
     "DEFAULT_COL_PX",
     "DEFAULT_ROWS",
     "DEFAULT_ROW_PX",
-    "DriveFile",
     "MAX_CELLS",
     "SHEETS_MIME",
+    "DriveFile",
     "Sheet",
     "Spreadsheet",
     "Store",
@@ -744,7 +744,8 @@ class Spreadsheet:
 
     def writable(self, sheet: Sheet) -> Sheet:
         """In a clone, the sheet to mutate: copied on first use so a failed batch leaves no
-        trace (Google applies a ``batchUpdate`` all or nothing)."""
+        trace (Google applies a ``batchUpdate`` all or nothing).
+        """
         copied = self._copied
         if copied is None or id(sheet) in copied:
             return sheet

@@ -19,9 +19,9 @@ from google.auth.transport.requests import AuthorizedSession, Request
 from requests.adapters import HTTPAdapter
 
 __all__ = [
+    "GOOGLE_ORIGINS",
     "EmulatorAdapter",
     "EmulatorCredentials",
-    "GOOGLE_ORIGINS",
     "routed_client",
     "routed_session",
 ]
@@ -52,7 +52,8 @@ class EmulatorAdapter(HTTPAdapter):
 
 class EmulatorCredentials(Credentials):  # type: ignore[misc]
     """Credentials with a fixed bearer token ``emulator:<user>``; refreshing never leaves
-    the process. The emulator reads the user from the token for per-user quotas and sharing."""
+    the process. The emulator reads the user from the token for per-user quotas and sharing.
+    """
 
     def __init__(self, user: str = "emulator-user") -> None:
         super().__init__()

@@ -22,13 +22,13 @@ import re
 from typing import Any
 
 __all__ = [
-    "Entered",
     "FORMATTED",
     "FORMATTED_STRING",
     "FORMULA",
     "MAX_CELL_CHARS",
     "SERIAL_NUMBER",
     "UNFORMATTED",
+    "Entered",
     "cell_from_extended_value",
     "cell_from_json",
     "cell_to_json",

@@ -134,7 +134,8 @@ class _Ids:
 
 def _body_bytes(body: Any, headers: dict[str, Any] | None = None) -> bytes:
     """A cassette body as bytes: plain, ``{"string": ...}`` or ``{"base64_string": ...}``,
-    gzip-decoded when the recorded headers say so."""
+    gzip-decoded when the recorded headers say so.
+    """
     if body is None:
         return b""
     if isinstance(body, dict):
@@ -216,7 +217,7 @@ def _view(method: str, uri: str, status: int, body: Any) -> Any:
     if status >= 400:
         return _error_view(body)
     path = parts.path
-    if "/drive/" in path or parts.netloc.endswith("www.googleapis.com") and "/upload/" in path:
+    if "/drive/" in path or (parts.netloc.endswith("www.googleapis.com") and "/upload/" in path):
         return _drive_view(body)
     query = parse_qs(parts.query)
     if method == "GET" and re.fullmatch(r"/v4/spreadsheets/[^/:]+", path) and "fields" not in query:

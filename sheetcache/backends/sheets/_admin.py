@@ -12,7 +12,6 @@ from typing import Any
 
 from sheetcache._errors import BackendError, ConfigError, SchemaError
 from sheetcache._urls import redact_url
-from sheetcache.backends.sheets._backend import DEFAULT_MAX_CELLS, parse_sheets_url
 from sheetcache.backends.sheets._client import (
     Identity,
     RetryPolicy,
@@ -21,93 +20,21 @@ from sheetcache.backends.sheets._client import (
     shared_limiter,
 )
 from sheetcache.backends.sheets._layout import (
+    ALL_HEADERS,
     HEADERS,
     PARTS_HEADERS,
     Layout,
     PartsIndex,
     RowError,
     decode_row,
+    format_requests,
+    header_requests,
     normalize_header,
     quote_title,
 )
+from sheetcache.backends.sheets._options import DEFAULT_MAX_CELLS, parse_sheets_url
 
-__all__ = ["Check", "doctor", "format_requests", "header_requests", "init_worksheet"]
-
-_WIDTHS = {
-    "key": 110, "created": 170, "model": 110, "prompt": 360, "response": 480, "status": 100,
-    "note": 240, "hits": 60, "last hit": 170, "meta": 160,
-}  # fmt: skip
-_STATUS_HELP = "approved, rejected, or empty (not reviewed yet)"
-
-
-def header_requests(sheet_id: int, header: list[Any], grid_cols: int) -> list[dict[str, Any]]:
-    """batchUpdate requests adding our missing headers after the existing ones."""
-    present = {normalize_header(c) for c in header}
-    missing = [h for h in HEADERS if h not in present]
-    if not missing:
-        return []
-    start = len(header)
-    while start and str(header[start - 1]).strip() == "":
-        start -= 1
-    requests: list[dict[str, Any]] = []
-    need = start + len(missing)
-    if need > grid_cols:
-        requests.append({"appendDimension": {
-            "sheetId": sheet_id, "dimension": "COLUMNS", "length": need - grid_cols,
-        }})  # fmt: skip
-    requests.append({"updateCells": {
-        "start": {"sheetId": sheet_id, "rowIndex": 0, "columnIndex": start},
-        "rows": [{"values": [{"userEnteredValue": {"stringValue": h}} for h in missing]}],
-        "fields": "userEnteredValue",
-    }})  # fmt: skip
-    return requests
-
-
-def format_requests(sheet_id: int, layout: Layout) -> list[dict[str, Any]]:
-    """Freeze the header, set widths, wrap prompt/response, a dropdown on status."""
-    cols = layout.columns
-
-    def column(name: str, *, from_row: int = 1) -> dict[str, Any]:
-        c = cols[name]
-        return {"sheetId": sheet_id, "startRowIndex": from_row,
-                "startColumnIndex": c, "endColumnIndex": c + 1}  # fmt: skip
-
-    requests: list[dict[str, Any]] = [
-        {"updateSheetProperties": {
-            "properties": {"sheetId": sheet_id, "gridProperties": {"frozenRowCount": 1}},
-            "fields": "gridProperties.frozenRowCount",
-        }},
-        {"repeatCell": {
-            "range": {"sheetId": sheet_id, "startRowIndex": 0, "endRowIndex": 1},
-            "cell": {"userEnteredFormat": {"textFormat": {"bold": True}}},
-            "fields": "userEnteredFormat.textFormat.bold",
-        }},
-    ]  # fmt: skip
-    for name, width in _WIDTHS.items():
-        c = cols[name]
-        requests.append({"updateDimensionProperties": {
-            "range": {"sheetId": sheet_id, "dimension": "COLUMNS", "startIndex": c, "endIndex": c + 1},
-            "properties": {"pixelSize": width},
-            "fields": "pixelSize",
-        }})  # fmt: skip
-    for name in ("prompt", "response"):
-        requests.append({"repeatCell": {
-            "range": column(name),
-            "cell": {"userEnteredFormat": {"wrapStrategy": "WRAP", "verticalAlignment": "TOP"}},
-            "fields": "userEnteredFormat.wrapStrategy,userEnteredFormat.verticalAlignment",
-        }})  # fmt: skip
-    requests.append({"setDataValidation": {
-        "range": column("status"),
-        "rule": {
-            "condition": {"type": "ONE_OF_LIST", "values": [
-                {"userEnteredValue": "approved"}, {"userEnteredValue": "rejected"},
-            ]},
-            "inputMessage": _STATUS_HELP,
-            "strict": True,
-            "showCustomUi": True,
-        },
-    }})  # fmt: skip
-    return requests
+__all__ = ["Check", "doctor", "init_worksheet"]
 
 
 def _connect(url: str, **overrides: Any) -> tuple[dict[str, Any], SheetsApi, Identity]:
@@ -178,7 +105,7 @@ def init_worksheet(url: str, share: list[str] | None = None) -> list[str]:
         added = header_requests(sheet_id, header, grid_cols)
         if added:
             requests += added
-            new = [h for h in HEADERS if h not in {normalize_header(c) for c in header}]
+            new = [h for h in ALL_HEADERS if h not in {normalize_header(c) for c in header}]
             done.append(f"wrote header(s): {', '.join(new)}")
         full_header = _merged_header(header)
         layout = Layout.from_header(full_header, tab, redact_url(url))
@@ -191,7 +118,7 @@ def init_worksheet(url: str, share: list[str] | None = None) -> list[str]:
                 api.http.insert_permission(
                     api.id, email, perm_type="user", role="writer", notify=False
                 )
-            except Exception as exc:  # noqa: BLE001 - report and go on with the others
+            except Exception as exc:
                 raise BackendError(
                     f"sharing with {email} failed: {api.explain(exc, 'share')}"
                 ) from exc
@@ -212,7 +139,7 @@ def _merged_header(header: list[Any]) -> list[Any]:
     start = len(header)
     while start and str(header[start - 1]).strip() == "":
         start -= 1
-    return list(header[:start]) + [h for h in HEADERS if h not in present]
+    return list(header[:start]) + [h for h in ALL_HEADERS if h not in present]
 
 
 @dataclass
@@ -289,7 +216,9 @@ def doctor(url: str) -> list[Check]:
         except SchemaError as exc:
             report.add("header", False, str(exc), f"run `sheetcache init {shown}`")
             return report.checks
-        extra = [str(c) for c in rows[0] if normalize_header(c) not in HEADERS and str(c).strip()]
+        extra = [
+            str(c) for c in rows[0] if normalize_header(c) not in ALL_HEADERS and str(c).strip()
+        ]
         report.add(
             "header",
             True,
@@ -324,8 +253,8 @@ def doctor(url: str) -> list[Check]:
         dups = sum(n - 1 for n in keys.values())
         report.add("rows", True, f"{len(keys):,} entries in {len(rows) - 1:,} rows")
         if bad:
-            shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
-            report.add("bad rows", None, f"{len(bad)} row(s) are skipped: {shown}",
+            listed = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+            report.add("bad rows", None, f"{len(bad)} row(s) are skipped: {listed}",
                        "fix or delete them (they are never served)")  # fmt: skip
         if dups:
             report.add(

@@ -92,18 +92,23 @@ def make_client(
     Raises:
         ConfigError: no usable credentials; the message lists where they were looked for.
     """
+    service_default, user_default, oauth_client = _gspread_paths()
     if endpoint:
+        # The one place the backend depends on the emulator package: its gspread routing
+        # helper (public API, documented in docs/emulator.md) points an unmodified gspread
+        # client, and the token requests of real credentials, at ``endpoint``.
         from sheetcache.emulator import routed_client
 
+        if credentials:
+            creds, who = _load_credentials(credentials, "the credentials= file of the URL")
+            client = routed_client(endpoint, credentials=creds, timeout=timeout)
+            return client, who
         name = user or "emulator-user"
         client = routed_client(endpoint, user=name, timeout=timeout)
         return client, Identity(name, f"emulator at {endpoint}", shareable=True)
 
     import gspread
-    from google.oauth2.credentials import Credentials as UserCredentials
-    from google.oauth2.service_account import Credentials as ServiceCredentials
 
-    service_default, user_default, oauth_client = _gspread_paths()
     # Messages name where a key came from, never its path or content.
     path = credentials or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
     source = (
@@ -115,35 +120,7 @@ def make_client(
                 path, source = str(candidate), f"~/.config/gspread/{candidate.name}"
                 break
     if path:
-        file = Path(path).expanduser()
-        try:
-            info = json.loads(file.read_text())
-        except FileNotFoundError:
-            raise ConfigError(
-                f"{source} names a file that does not exist. Download a service-account key "
-                "(docs/sheets.md, 'Setup') or fix the path."
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"{source} is not a readable JSON file ({type(exc).__name__}); it should be a "
-                "service-account key shaped like credentials.example.json"
-            ) from None
-        kind = info.get("type") if isinstance(info, dict) else None
-        try:
-            if kind == "service_account":
-                creds: Any = ServiceCredentials.from_service_account_info(info, scopes=_SCOPES)
-                who = Identity(str(info.get("client_email", "the service account")), source)
-            elif kind == "authorized_user":
-                creds = UserCredentials.from_authorized_user_info(info, _SCOPES)
-                who = Identity("the Google account you logged in with", source, False)
-            else:
-                raise ValueError(f"type {kind!r}")
-        except (ValueError, KeyError) as exc:
-            raise ConfigError(
-                f"{source} is not a service-account or authorized-user key "
-                f"({type(exc).__name__}: missing or malformed fields); compare it with "
-                "credentials.example.json"
-            ) from None
+        creds, who = _load_credentials(path, source)
         client = gspread.authorize(creds)
         client.set_timeout(timeout)
         return client, who
@@ -159,6 +136,46 @@ def make_client(
         f"{service_default} (docs/sheets.md walks through creating a service account). "
         "For the local emulator use sheets://ID/TAB?endpoint=http://127.0.0.1:PORT"
     )
+
+
+def _load_credentials(path: str, source: str) -> tuple[Any, Identity]:
+    """Google credentials from a service-account or authorized-user JSON file.
+
+    Raises:
+        ConfigError: the file is missing, unreadable or of another kind (the message names
+            ``source``, never the file's content).
+    """
+    from google.oauth2.credentials import Credentials as UserCredentials
+    from google.oauth2.service_account import Credentials as ServiceCredentials
+
+    file = Path(path).expanduser()
+    try:
+        info = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{source} names a file that does not exist. Download a service-account key "
+            "(docs/sheets.md, 'Setup') or fix the path."
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{source} is not a readable JSON file ({type(exc).__name__}); it should be a "
+            "service-account key shaped like credentials.example.json"
+        ) from None
+    kind = info.get("type") if isinstance(info, dict) else None
+    try:
+        if kind == "service_account":
+            creds: Any = ServiceCredentials.from_service_account_info(info, scopes=_SCOPES)  # type: ignore[no-untyped-call]
+            return creds, Identity(str(info.get("client_email", "the service account")), source)
+        if kind == "authorized_user":
+            creds = UserCredentials.from_authorized_user_info(info, _SCOPES)  # type: ignore[no-untyped-call]
+            return creds, Identity("the Google account you logged in with", source, False)
+        raise ValueError(f"type {kind!r}")
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"{source} is not a service-account or authorized-user key "
+            f"({type(exc).__name__}: missing or malformed fields); compare it with "
+            "credentials.example.json"
+        ) from None
 
 
 # -- retries -------------------------------------------------------------------------------
@@ -207,9 +224,9 @@ class RetryPolicy:
 
     def wait(self, state: tenacity.RetryCallState) -> float:
         exp = self.backoff * 2 ** min(state.attempt_number - 1, 30)
-        jittered = min(exp, self.max_wait) + tenacity.wait_random(0, self.backoff)(state)
+        jittered = min(exp, self.max_wait) + float(tenacity.wait_random(0, self.backoff)(state))
         outcome = state.outcome.exception() if state.outcome else None
-        return min(max(jittered, _retry_after(outcome)), self.max_wait)
+        return float(min(max(jittered, _retry_after(outcome)), self.max_wait))
 
 
 class RateLimiter:
@@ -294,6 +311,8 @@ class SheetsApi:
         """Failed tries by HTTP status (``"network"`` for connection errors and timeouts)."""
         self.deadline: float | None = None
         """Overrides the policy's deadline while set (the first load uses a shorter one)."""
+        self.last_failed = False
+        """True if the last try failed with a network error or a 5xx: Sheets looks down."""
         self._count_lock = threading.Lock()
 
     # The public calls: one HTTP request each (plus retries).
@@ -320,19 +339,6 @@ class SheetsApi:
 
         return self.call("read", "read rows", send) if retry else self.once("read", send)
 
-    def append(self, range_: str, rows: list[list[Any]]) -> dict[str, Any]:
-        """One ``values.append`` try (no retry: see the backend's duplicate-safe loop)."""
-        params = {
-            "valueInputOption": "RAW",  # never USER_ENTERED: "=IMPORTXML(...)" stays text
-            "insertDataOption": "INSERT_ROWS",
-            "includeValuesInResponse": "false",
-        }
-        body = {"majorDimension": "ROWS", "values": rows}
-        result: dict[str, Any] = self.once(
-            "write", lambda: self.http.values_append(self.id, range_, params, body)
-        )
-        return result
-
     def values_update(self, data: list[dict[str, Any]]) -> dict[str, Any]:
         body = {"valueInputOption": "RAW", "data": data}
         result: dict[str, Any] = self.call(
@@ -355,12 +361,15 @@ class SheetsApi:
         with self._count_lock:
             self.requests[kind] += 1
         try:
-            return send()
+            result = send()
         except Exception as exc:
             status = str(status_of(exc) or "network")
             with self._count_lock:
                 self.failures[status] = self.failures.get(status, 0) + 1
+            self.last_failed = is_retryable(exc) and status_of(exc) != 429
             raise
+        self.last_failed = False
+        return result
 
     def call(
         self,
@@ -464,7 +473,7 @@ class SheetsApi:
 
 
 def _stop_when(event: threading.Event) -> Any:
-    class _Stop(tenacity.stop.stop_base):  # type: ignore[name-defined,misc]
+    class _Stop(tenacity.stop.stop_base):
         def __call__(self, state: tenacity.RetryCallState) -> bool:
             return event.is_set()
 

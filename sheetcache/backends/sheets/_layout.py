@@ -15,7 +15,10 @@ note        free text for reviewers; a rejected answer that got replaced is kept
 hits        times the entry was served (a number)
 last hit    ISO 8601 UTC time of the last hit
 meta        JSON for the machine: format version, namespace, key parts, value type,
-            call duration, expiry, the full prompt when needed, split-cell info
+            call duration, expiry, the full prompt when needed, split-cell info, the
+            entry's ``metadata`` (usage) and the write id of the append that made the row
+saved       optional (``sheetcache init`` adds it): dollars saved by this entry's hits
+            so far, from its usage (:func:`sheetcache._savings.entry_savings`)
 ==========  ===================================================================
 
 Columns are found by their header, so people may reorder them and add their own; ours are
@@ -50,9 +53,11 @@ from sheetcache._errors import SchemaError
 from sheetcache.backends.base import Entry
 
 __all__ = [
+    "ALL_HEADERS",
     "CELL_LIMIT",
     "FORMAT_VERSION",
     "HEADERS",
+    "OPTIONAL_HEADERS",
     "PARTS_HEADERS",
     "EncodedEntry",
     "IncompleteParts",
@@ -63,7 +68,9 @@ __all__ = [
     "col_letter",
     "decode_row",
     "encode_entry",
+    "format_requests",
     "format_time",
+    "header_requests",
     "parse_time",
     "split_text",
 ]
@@ -77,6 +84,9 @@ CELL_LIMIT = 50_000
 HEADERS = (
     "key", "created", "model", "prompt", "response", "status", "note", "hits", "last hit", "meta",
 )  # fmt: skip
+#: Columns written when the header has them, skipped otherwise; ``sheetcache init`` adds them.
+OPTIONAL_HEADERS = ("saved",)
+ALL_HEADERS = HEADERS + OPTIONAL_HEADERS
 PARTS_HEADERS = ("key", "id", "field", "part", "text")
 
 _KEY = re.compile(r"[0-9a-f]{64}")
@@ -132,9 +142,10 @@ class Layout:
         """
         found: dict[str, int] = {}
         twice: list[str] = []
+        wanted = set(names) | (set(OPTIONAL_HEADERS) if names is HEADERS else set())
         for i, cell in enumerate(header):
             name = normalize_header(cell)
-            if name in names:
+            if name in wanted:
                 if name in found:
                     twice.append(name)
                 found.setdefault(name, i)
@@ -167,12 +178,22 @@ class Layout:
         return out
 
     def row(self, cells: Mapping[str, Any]) -> list[Any]:
-        """A full row for an append: our cells by name, ``""`` in other columns."""
+        """A full row for an append: our cells by name, ``""`` in other columns.
+
+        Cells of optional columns this header lacks are left out.
+        """
         width = max(self.columns.values()) + 1
         out: list[Any] = [""] * width
+        columns = self.columns
         for name, value in cells.items():
-            out[self.columns[name]] = value
+            col = columns.get(name)
+            if col is not None:
+                out[col] = value
         return out
+
+    def present(self, cells: Mapping[str, Any]) -> dict[str, Any]:
+        """``cells`` without the optional columns this header lacks."""
+        return {n: v for n, v in cells.items() if n in self.columns}
 
 
 # -- time ----------------------------------------------------------------------------------
@@ -257,8 +278,29 @@ def _json(obj: Any) -> str:
     return orjson.dumps(obj).decode()
 
 
-def encode_entry(entry: Entry, limit: int = CELL_LIMIT) -> EncodedEntry:
-    """The cells of ``entry``'s main row and, for values over ``limit``, its part rows."""
+def saved_cell(entry: Entry) -> Any:
+    """The ``saved`` cell: dollars the entry's hits saved so far.
+
+    Empty when its usage is unknown or has no price.
+    """
+    from sheetcache._savings import entry_savings
+
+    try:
+        _tokens, usd = entry_savings(entry.metadata)
+    except Exception:  # noqa: BLE001 - a display column must never stop a write
+        return ""
+    if usd is None or not entry.hits:
+        return ""
+    return round(usd * entry.hits, 6)
+
+
+def encode_entry(
+    entry: Entry, limit: int = CELL_LIMIT, write_id: str | None = None
+) -> EncodedEntry:
+    """The cells of ``entry``'s main row and, for values over ``limit``, its part rows.
+
+    ``write_id`` (from the outbox) goes in ``meta`` as ``"w"``: a re-send checks for it.
+    """
     shown = prompt_text(entry.prompt)
     meta: dict[str, Any] = {
         "v": FORMAT_VERSION,
@@ -268,6 +310,10 @@ def encode_entry(entry: Entry, limit: int = CELL_LIMIT) -> EncodedEntry:
         "duration": entry.duration,
         "expires_at": format_time(entry.expires_at) or None,
     }
+    if entry.metadata:
+        meta["metadata"] = entry.metadata
+    if write_id:
+        meta["w"] = write_id
     prompt_cell = shown
     if utf16_len(shown) > limit:
         prompt_cell = split_text(shown, limit - 1)[0] + "…"
@@ -314,6 +360,8 @@ def encode_entry(entry: Entry, limit: int = CELL_LIMIT) -> EncodedEntry:
         "last hit": format_time(entry.last_hit_at),
         "meta": meta_text,
     }
+    if entry.metadata:
+        cells["saved"] = saved_cell(entry)
     return EncodedEntry(entry.key, cells, parts)
 
 
@@ -348,6 +396,14 @@ class PartsIndex:
             else:
                 numbered[number] = text
             self.rows.setdefault(part_id, []).append(first_row + offset)
+
+    def forget(self, part_ids: Iterable[str]) -> None:
+        """Drop the texts of parts whose entries are decoded (they live in the mirror now).
+
+        Their rows stay known, for deletes and compaction.
+        """
+        for part_id in part_ids:
+            self.texts.pop(part_id, None)
 
     def join(self, part_id: str, field: str, count: int) -> str:
         """The text of parts 1..count of ``field``, or RowError if any is missing."""
@@ -387,8 +443,9 @@ _HEX = "0123456789abcdef"
 
 
 class RowDecoder:
-    """Rebuilds entries from main-tab rows of one layout; ``decoder(row)`` ->
-    ``(entry, parts id or None)``.
+    """Rebuilds entries from main-tab rows of one layout.
+
+    ``decoder(row)`` -> ``(entry, parts id or None)``.
 
     Written for a cold load of 100,000 rows: column positions are resolved once, and the
     common case (a full row of text the backend wrote) takes no detours.
@@ -403,10 +460,14 @@ class RowDecoder:
         self.parts = parts
         self.width = max(cols.values()) + 1
         self.order = tuple(cols[name] for name in HEADERS)
+        self.write_id: str | None = None
+        """The write id in the meta of the row decoded last (None if it has none)."""
 
     def parse_metas(self, rows: Sequence[list[Any]], chunk: int = 1000) -> list[Any]:
-        """Parse the meta cells of ``rows`` a thousand at a time (one ``orjson.loads`` per
-        chunk costs half as much as one per cell); ``None`` where a row must parse its own.
+        """Parse the meta cells of ``rows`` a thousand at a time.
+
+        One ``orjson.loads`` per chunk costs half as much as one per cell; ``None`` where a
+        row must parse its own.
 
         Only cells shaped like what the backend writes (``{"v":...}``) are batched, and a
         chunk that fails or yields another number of objects falls back to row by row, so a
@@ -516,10 +577,15 @@ class RowDecoder:
                 hits = int(float(str(hits).replace(",", ""))) if hits != "" else 0
             except ValueError:
                 hits = 0
+        metadata = meta.get("metadata")
+        if metadata.__class__ is not dict:
+            metadata = {}
         entry = Entry(
             key, value, value_type, namespace, prompt, key_parts, created_at, expires_at, hits,
-            last_hit_at, duration, status or "", note,
+            last_hit_at, duration, status or "", note, metadata,
         )  # fmt: skip
+        write_id = meta.get("w")
+        self.write_id = write_id if write_id.__class__ is str else None
         return entry, part_id
 
     def _join(
@@ -553,3 +619,84 @@ def winner_rank(entry: Entry, row: int) -> tuple[int, float, int]:
     """
     status_rank = {"approved": 2, "rejected": 1}.get(entry.status, 0)
     return status_rank, entry.created_at, -row
+
+
+# -- preparing a worksheet (``sheetcache init``, and the backend on an empty tab) ---------------
+
+_WIDTHS = {
+    "key": 110, "created": 170, "model": 110, "prompt": 360, "response": 480, "status": 100,
+    "note": 240, "hits": 60, "last hit": 170, "meta": 160, "saved": 80,
+}  # fmt: skip
+_STATUS_HELP = "approved, rejected, or empty (not reviewed yet)"
+
+
+def header_requests(sheet_id: int, header: list[Any], grid_cols: int) -> list[dict[str, Any]]:
+    """BatchUpdate requests adding our missing headers after the existing ones."""
+    present = {normalize_header(c) for c in header}
+    missing = [h for h in ALL_HEADERS if h not in present]
+    if not missing:
+        return []
+    start = len(header)
+    while start and str(header[start - 1]).strip() == "":
+        start -= 1
+    requests: list[dict[str, Any]] = []
+    need = start + len(missing)
+    if need > grid_cols:
+        requests.append({"appendDimension": {
+            "sheetId": sheet_id, "dimension": "COLUMNS", "length": need - grid_cols,
+        }})  # fmt: skip
+    requests.append({"updateCells": {
+        "start": {"sheetId": sheet_id, "rowIndex": 0, "columnIndex": start},
+        "rows": [{"values": [{"userEnteredValue": {"stringValue": h}} for h in missing]}],
+        "fields": "userEnteredValue",
+    }})  # fmt: skip
+    return requests
+
+
+def format_requests(sheet_id: int, layout: Layout) -> list[dict[str, Any]]:
+    """Freeze the header, set widths, wrap prompt/response, a dropdown on status."""
+    cols = layout.columns
+
+    def column(name: str, *, from_row: int = 1) -> dict[str, Any]:
+        c = cols[name]
+        return {"sheetId": sheet_id, "startRowIndex": from_row,
+                "startColumnIndex": c, "endColumnIndex": c + 1}  # fmt: skip
+
+    requests: list[dict[str, Any]] = [
+        {"updateSheetProperties": {
+            "properties": {"sheetId": sheet_id, "gridProperties": {"frozenRowCount": 1}},
+            "fields": "gridProperties.frozenRowCount",
+        }},
+        {"repeatCell": {
+            "range": {"sheetId": sheet_id, "startRowIndex": 0, "endRowIndex": 1},
+            "cell": {"userEnteredFormat": {"textFormat": {"bold": True}}},
+            "fields": "userEnteredFormat.textFormat.bold",
+        }},
+    ]  # fmt: skip
+    for name, width in _WIDTHS.items():
+        if name not in cols:
+            continue
+        c = cols[name]
+        requests.append({"updateDimensionProperties": {
+            "range": {"sheetId": sheet_id, "dimension": "COLUMNS", "startIndex": c, "endIndex": c + 1},
+            "properties": {"pixelSize": width},
+            "fields": "pixelSize",
+        }})  # fmt: skip
+    for name in ("prompt", "response"):
+        requests.append({"repeatCell": {
+            "range": column(name),
+            "cell": {"userEnteredFormat": {"wrapStrategy": "WRAP", "verticalAlignment": "TOP"}},
+            "fields": "userEnteredFormat.wrapStrategy,userEnteredFormat.verticalAlignment",
+        }})  # fmt: skip
+    requests.append({"setDataValidation": {
+        "range": column("status"),
+        "rule": {
+            "condition": {"type": "ONE_OF_LIST", "values": [
+                {"userEnteredValue": "approved"}, {"userEnteredValue": "rejected"},
+            ]},
+            "inputMessage": _STATUS_HELP,
+            "strict": True,
+            "showCustomUi": True,
+        },
+    }})  # fmt: skip
+    return requests

@@ -1,18 +1,34 @@
-"""The local mirror: the last sheet contents this machine saw, in SQLite.
+"""The local mirror: the entries this machine last read from the sheet, in SQLite.
 
-It exists so a process that starts while Google is unreachable (offline laptop, outage,
-revoked sharing) still serves the answers it had. It is a cache of the sheet, never the
-truth: every successful load from Sheets replaces it. The file name carries the format
-version; a file of another version is set aside and rebuilt, since nothing in it is
-irreplaceable.
+The in-memory index holds keys and row numbers only; the entries themselves (prompts,
+answers, notes) live here and a hit reads its entry from here (one indexed select, a few
+microseconds), so a process's memory grows with the number of keys, not with the data.
+
+It also lets a process that starts while Google is unreachable (offline laptop, outage,
+revoked sharing) serve the answers it had. It is a cache of the sheet, never the truth.
+
+One file per (server, spreadsheet, worksheet) is shared by the machine's processes. Each
+row carries ``seen``, the time the sheet was read (or written) to learn it, and an upsert
+only replaces a row learned no later: a process whose read is older than another's write
+never puts an older answer back. Each process decides itself which keys to delete (the
+ones it knew and a full read no longer finds), so it never deletes what another process
+appended after its read. With ``?mirror=off`` the backend keeps a private, temporary
+file instead, removed at close.
+
+The file name carries the format version; a file of another version or shape is set aside
+and rebuilt, since nothing in it is irreplaceable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import sqlite3
+import tempfile
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -20,20 +36,30 @@ import orjson
 from sheetcache._urls import data_dir
 from sheetcache.backends.base import Entry
 
-__all__ = ["MIRROR_VERSION", "Mirror", "mirror_path"]
+__all__ = ["MIRROR_VERSION", "Mirror", "mirror_path", "pack", "unpack"]
 
 log = logging.getLogger("sheetcache")
 
-MIRROR_VERSION = 1
+MIRROR_VERSION = 2
 
+_COLUMNS = ["key", "seen", "fp", "namespace", "wid", "entry"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
-    key   TEXT PRIMARY KEY,
-    row   INTEGER NOT NULL,   -- sheet row (1-based) of the entry's winning row when read
-    entry BLOB NOT NULL       -- Entry.to_dict() as JSON
-);
-CREATE TABLE IF NOT EXISTS mirror_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    key       TEXT PRIMARY KEY,
+    seen      REAL NOT NULL,     -- when the sheet was read or written to learn this entry
+    fp        INTEGER NOT NULL,  -- fingerprint of the entry (what changed is rewritten)
+    namespace TEXT NOT NULL,
+    wid       TEXT,              -- write id of the append that made the row, if any
+    entry     BLOB NOT NULL      -- pack(entry)
+) WITHOUT ROWID;
 """
+_UPSERT = (
+    "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+    "seen = excluded.seen, fp = excluded.fp, namespace = excluded.namespace, "
+    "wid = excluded.wid, entry = excluded.entry "
+    "WHERE excluded.seen >= entries.seen AND (excluded.fp != entries.fp OR "
+    "excluded.wid IS NOT entries.wid)"
+)
 
 
 def mirror_path(spreadsheet_id: str, tab: str, server: str) -> Path:
@@ -42,77 +68,175 @@ def mirror_path(spreadsheet_id: str, tab: str, server: str) -> Path:
     return data_dir() / "sheets" / f"mirror-v{MIRROR_VERSION}-{digest}.db"
 
 
-class Mirror:
-    """Entries and their sheet rows, persisted. Thread-safe; every method may raise
-    :class:`sqlite3.Error`, which callers log and ignore (the mirror is an optimisation)."""
+def pack(entry: Entry) -> bytes:
+    """An entry as the mirror stores it: a JSON array in field order (no field names)."""
+    return orjson.dumps(
+        [
+            entry.value, entry.value_type, entry.namespace, entry.prompt, entry.key_parts,
+            entry.created_at, entry.expires_at, entry.hits, entry.last_hit_at, entry.duration,
+            entry.status, entry.note, entry.metadata,
+        ]
+    )  # fmt: skip
 
-    def __init__(self, path: Path) -> None:
+
+def unpack(key: str, blob: bytes) -> Entry:
+    """Inverse of :func:`pack`."""
+    return Entry(key, *orjson.loads(blob))
+
+
+class Mirror:
+    """Entries by key, persisted.
+
+    Thread-safe; every method may raise :class:`sqlite3.Error` (callers that can do without
+    it log and go on).
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.private = path is None
+        if path is None:
+            fd, name = tempfile.mkstemp(prefix="sheetcache-mirror-", suffix=".db")
+            os.close(fd)
+            path = Path(name)
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._written: dict[str, tuple[Entry, int]] | None = None  # None: not read yet
         self._db = self._connect()
+        # Hits read through a connection of their own: in WAL mode a reader never waits for
+        # a writer, so a hit does not queue behind a big load's upserts.
+        self._read_lock = threading.Lock()
+        self._reader = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=OFF")  # a cache of the sheet: a lost tail is re-read
+        db.executescript(_SCHEMA)
+        return db
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
+            db = self._open()
             columns = [r[1] for r in db.execute("PRAGMA table_info(entries)")]
-            if columns != ["key", "row", "entry"]:
+            if columns != _COLUMNS:
+                db.close()
                 raise sqlite3.DatabaseError(f"unexpected columns {columns}")
         except sqlite3.DatabaseError as exc:
-            db.close()
             aside = self.path.with_suffix(".unreadable")
             log.warning("sheetcache: the Sheets mirror %s is unreadable (%s); moved to %s and "
                         "rebuilt from the sheet", self.path, exc, aside)  # fmt: skip
             self.path.replace(aside)
-            db = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+            db = self._open()
         return db
 
-    def load(self) -> dict[str, tuple[Entry, int]]:
-        """Every mirrored entry with its row; what :meth:`sync` diffs against next."""
-        with self._lock:
-            rows = self._db.execute("SELECT row, entry FROM entries").fetchall()
-        out: dict[str, tuple[Entry, int]] = {}
-        for row, blob in rows:
-            try:
-                entry = Entry.from_dict(orjson.loads(blob))
-            except ValueError:
-                continue
-            out[entry.key] = (entry, row)
-        self._written = dict(out)
+    # -- reads (the hit path) -------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | None:
+        """The mirrored entry of ``key``, or None."""
+        with self._read_lock:
+            row = self._reader.execute("SELECT entry FROM entries WHERE key = ?", (key,)).fetchone()
+        return None if row is None else unpack(key, row[0])
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Entry]:
+        out: dict[str, Entry] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT key, entry FROM entries WHERE key IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+            for key, blob in rows:
+                out[key] = unpack(key, blob)
         return out
 
-    def sync(self, entries: dict[str, Entry], rows: dict[str, int]) -> int:
-        """Make the mirror hold ``entries`` (at ``rows``), writing only what changed since
-        the last sync; returns the rows written or deleted."""
-        written = self._written if self._written is not None else self.load()
-        upserts = []
-        for key, entry in entries.items():
-            old = written.get(key)
-            row = rows.get(key, 0)
-            if old is None or old[1] != row or (old[0] is not entry and old[0] != entry):
-                upserts.append((key, row, orjson.dumps(entry)))  # orjson reads dataclasses
-        gone = [(key,) for key in written if key not in entries]
-        if upserts or gone:
+    def write_ids(self, keys: Sequence[str]) -> dict[str, str | None]:
+        """Key -> the write id of its mirrored row, for the keys present."""
+        out: dict[str, str | None] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
             with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.executemany("DELETE FROM entries WHERE key = ?", gone)
-                    self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", upserts)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-        self._written = {key: (entry, rows.get(key, 0)) for key, entry in entries.items()}
-        return len(upserts) + len(gone)
+                rows = self._db.execute(
+                    f"SELECT key, wid FROM entries WHERE key IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+            out.update(rows)
+        return out
+
+    def iter_keys(self, keys: Iterable[str], batch: int = 500) -> Iterator[Entry]:
+        """The entries of ``keys`` (those present), a batch at a time: bounded memory."""
+        chunk: list[str] = []
+        for key in keys:
+            chunk.append(key)
+            if len(chunk) >= batch:
+                yield from self.get_many(chunk).values()
+                chunk = []
+        if chunk:
+            yield from self.get_many(chunk).values()
+
+    def all_keys(self) -> list[str]:
+        """Every mirrored key (to serve from while the sheet is unreachable)."""
+        with self._lock:
+            return [k for (k,) in self._db.execute("SELECT key FROM entries")]
+
+    def namespaces(self, keys: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            with self._lock:
+                out.update(self._db.execute(
+                    f"SELECT key, namespace FROM entries WHERE key IN "
+                    f"({','.join('?' * len(chunk))})", chunk,
+                ).fetchall())  # fmt: skip
+        return out
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def upsert(self, rows: Sequence[tuple[str, float, int, str, str | None, bytes]]) -> None:
+        """Write ``(key, seen, fp, namespace, wid, pack(entry))`` rows.
+
+        Each only over a row learned no later, and only if it differs.
+        """
+        if not rows:
+            return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(_UPSERT, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def delete(self, keys: Iterable[str], before: float | None = None) -> None:
+        """Delete ``keys`` (only rows learned before ``before``, if given)."""
+        params = [(k,) if before is None else (k, before) for k in keys]
+        if not params:
+            return
+        sql = "DELETE FROM entries WHERE key = ?" + ("" if before is None else " AND seen < ?")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(sql, params)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._db.close()
+        if self.private:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{self.path}{suffix}")
+
+
+def entry_row(
+    entry: Entry, seen: float, fp: int, wid: str | None, blob: bytes
+) -> tuple[str, float, int, str, str | None, bytes]:
+    """The :meth:`Mirror.upsert` row of ``entry``."""
+    return (entry.key, seen, fp, entry.namespace, wid, blob)
