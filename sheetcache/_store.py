@@ -132,8 +132,10 @@ class Store:
         try:
             found = self.backend.get_many([old]).get(old)
         except Exception as exc:  # noqa: BLE001
+            # Secondary: an outage of the store is reported by the primary read above, and
+            # a store that serves lookups but not full reads must not log on every miss.
             self.counters.error(exc)
-            self._reads.failed(exc, _UNCACHED)
+            log.debug("sheetcache: looking up the old-format key failed: %s", exc)
             return None
         if found is None and self.outbox is not None:
             found = self._queued(old)

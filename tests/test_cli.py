@@ -6,6 +6,9 @@ Tests that print tables or progress run twice: through a pipe and on an 80-colum
 
 from __future__ import annotations
 
+import csv
+import io
+
 import re
 import shlex
 import socket
@@ -96,9 +99,11 @@ def test_stats_shows_tokens_and_dollars_saved_per_namespace_and_model(
     out = run("stats", "--url", url, terminal=terminal).stdout
     assert re.search(r"tokens saved\s+360\b", out)  # 3 hits x (100 + 20)
     assert re.search(r"hits recorded\s+5\b", out)
-    assert re.search(r"evals\s+│\s+1\s+│\s+3\s+│.*│\s+360\s+│\s+unknown", out)
+    # gpt-4o is priced by genai-prices: 3 x (100 x $2.50 + 20 x $10.00 per million tokens)
+    assert re.search(r"evals\s+│\s+1\s+│\s+3\s+│.*│\s+360\s+│\s+\$0\.0014\b", out)
+    assert re.search(r"dollars saved\s+\$0\.0014 \+ unknown", out)
     assert re.search(r"claude\s+│\s+1\s+│\s+2\s+│.*│\s+0\s+│\s+unknown", out)
-    assert "5 hits on entries with no known price" in out
+    assert "2 hits on entries with no known price" in out
     tables = [line for line in visible_lines(out) if line[0] in "┏┃┡│└"]
     assert len(tables) == 2 * 6 and all(len(line) <= 80 for line in tables)
 
@@ -156,9 +161,8 @@ def test_export_import_round_trip(url: str, tmp_path: Path, fmt: str) -> None:
 
 
 def test_csv_times_are_iso_8601(url: str) -> None:
-    lines = run("export", "--url", url, "--format", "csv").stdout.splitlines()
-    header, first = lines[0].split(","), lines[1]
-    created = first.split(",")[header.index("created_at")]
+    rows = list(csv.reader(io.StringIO(run("export", "--url", url, "--format", "csv").stdout)))
+    created = rows[1][rows[0].index("created_at")]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", created), created
 
 
@@ -170,7 +174,9 @@ def test_export_to_stdout_is_jsonl_and_says_how_many_on_stderr(url: str) -> None
 
 
 def _export_line(url: str) -> dict[str, object]:
-    return dict(orjson.loads(run("export", "--url", url).stdout.splitlines()[0]))
+    """The first exported entry holding a plain text answer."""
+    lines = (orjson.loads(line) for line in run("export", "--url", url).stdout.splitlines())
+    return dict(next(e for e in lines if e["value_type"] == "str"))
 
 
 def test_a_bad_value_type_is_rejected_and_never_replaces_the_entry(

@@ -68,10 +68,11 @@ CREATE TABLE sheetcache_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 _INSERT = f"INSERT OR REPLACE INTO entries ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: E501
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM entries"
-# The hit path skips prompt, key_parts and metadata: decoding them would cost more than the select.
+# The hit path skips prompt and key_parts: decoding them would cost more than the select.
+# metadata stays, for the savings a hit counts; it is parsed only when not empty.
 _LOOKUP = (
     "SELECT key, value, value_type, namespace, created_at, expires_at, hits, last_hit_at, "
-    "duration, status, note FROM entries WHERE key = ?"
+    "duration, status, note, metadata FROM entries WHERE key = ?"
 )
 _MAGIC = b"SQLite format 3\x00"
 _T = TypeVar("_T")
@@ -373,7 +374,10 @@ class SQLiteBackend(Backend):
         row = self._conn().execute(_LOOKUP, (key,)).fetchone()
         if row is None:
             return None
-        return Entry(row[0], row[1], row[2], row[3], None, {}, *row[4:])
+        entry = Entry(row[0], row[1], row[2], row[3], None, {}, *row[4:11])
+        if row[11] and row[11] != "{}":
+            entry.metadata = orjson.loads(row[11])
+        return entry
 
     def put_many(self, entries: Sequence[Entry]) -> None:
         rows = [_entry_to_row(e) for e in entries]
