@@ -41,7 +41,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sheetcache import Cache  # noqa: E402
+from sheetcache import Cache
 
 SETTINGS = {"model": "gpt-4o", "temperature": 0.2, "max_tokens": 512, "top_p": 1.0}
 SYSTEM = "You are a careful assistant for an evaluation suite. Answer briefly. " * 14
@@ -343,7 +343,7 @@ def main() -> None:
         from langchain_core.caches import InMemoryCache
     except ImportError as exc:
         print(f"(LangChain peer skipped: {exc}; pip install 'sheetcache[bench]')")
-        InMemoryCache = None  # noqa: N806
+        InMemoryCache = None
     report = Report()
     bench_hits(args.n, report, InMemoryCache)
     bench_store(args.n, tmp, report)

@@ -30,11 +30,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-import orjson  # noqa: E402
+import httpx
+import orjson
 
-from sheetcache import Cache  # noqa: E402
-from sheetcache.transport import CacheTransport  # noqa: E402
+from sheetcache import Cache
+from sheetcache.transport import CacheTransport
 
 MESSAGES = [
     {"role": "system", "content": "You are a careful assistant. Answer briefly. " * 20},

@@ -388,7 +388,7 @@ def _failover_timing(cluster: LocalCluster, url: str) -> None:
                 continue
             try:
                 b.put_many([mine[i % len(mine)]])
-            except Exception:  # noqa: BLE001, S112 - still failing over: try again
+            except Exception:  # noqa: BLE001 - still failing over: try again
                 continue
             first[name] = time.monotonic() - killed
         i += 1

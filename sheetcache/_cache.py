@@ -397,7 +397,8 @@ class Cache:
     @property
     def legacy_keys(self) -> bool | None:
         """Whether misses also look up the previous key format (None: until 1,000 in a row
-        found nothing there). Settable."""
+        found nothing there). Settable.
+        """
         return self._store.legacy_keys
 
     @legacy_keys.setter

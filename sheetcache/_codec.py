@@ -1,4 +1,4 @@
-"""Answers to text and back, so a hit returns the same type the miss returned.
+r"""Answers to text and back, so a hit returns the same type the miss returned.
 
 Each stored answer is a pair ``(value_type, text)``. The text is what a reviewer reads and
 edits in a sheet, so it stays human-readable: a str is stored as itself, JSON data as JSON,
@@ -45,7 +45,8 @@ __all__ = ["ValueDecodeError", "decode_value", "encode_value", "is_immutable", "
 
 class ValueDecodeError(ValueError):
     """Stored text that does not read back as its value type (a reviewer's typo, a class
-    that moved, a truncated cell). The cache treats the entry as a miss."""
+    that moved, a truncated cell). The cache treats the entry as a miss.
+    """
 
 
 # Classes seen at encode time, so a class defined inside a function still decodes in this
@@ -148,7 +149,8 @@ def _check_json(obj: Any) -> None:
 
 def _dumps_escaped(obj: Any) -> str:
     """JSON for what orjson refuses but JSON can hold exactly: lone surrogates (escaped),
-    ints past 64 bits. Raises TypeError or ValueError for the rest."""
+    ints past 64 bits. Raises TypeError or ValueError for the rest.
+    """
     _check_json(obj)
     text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     # Raw surrogates in json's output only stand inside strings: escape them there.
@@ -230,7 +232,7 @@ def decode_value(value_type: str, text: str) -> Any:
         return _decode(value_type, text)
     except ValueDecodeError:
         raise
-    except Exception as exc:  # noqa: BLE001 - whatever the text holds, never crash a hit
+    except Exception as exc:
         raise ValueDecodeError(
             f"stored text does not read back as {value_type!r}: {type(exc).__name__}: {exc}"
         ) from exc
@@ -258,7 +260,7 @@ def _decode(value_type: str, text: str) -> Any:
     if kind == "pydantic":
         try:
             return cls.model_validate_json(text)  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001 - pydantic's parser refuses lone surrogate escapes
+        except Exception:
             if "\\ud" not in text and "\\uD" not in text:
                 raise
             return cls.model_validate(json.loads(text))  # type: ignore[attr-defined]

@@ -183,7 +183,8 @@ def _nearest(
     entries: Iterable[Entry], wanted: dict[str, Any], limit: int | None
 ) -> tuple[Entry | None, int, bool]:
     """The nearest entry: a coarse score for every entry read (C-speed compares of whole
-    messages and parts), then the exact difference count for the few best of those."""
+    messages and parts), then the exact difference count for the few best of those.
+    """
     prompt, parts = wanted["prompt"], wanted["parts"]
     best: list[tuple[int, float, Entry]] = []  # (coarse score, -created_at, entry), sorted
     scanned = 0

@@ -95,7 +95,8 @@ class Flights:
         self, key: str, flight: Flight, value: Any = None, error: BaseException | None = None
     ) -> None:
         """Publish the leader's answer (or exception) to every follower and retire the
-        flight: later callers start a new one."""
+        flight: later callers start a new one.
+        """
         with self._cond:
             flight.value, flight.error, flight.finished = value, error, True
             if self._flights.get(key) is flight:

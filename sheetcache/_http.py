@@ -154,7 +154,8 @@ def _query_params(query: str | bytes) -> list[list[str]]:
 @dataclass
 class HTTPAnswer:
     """A provider's 2xx response as the cache keeps it: status, content type, and either the
-    JSON body or the list of server-sent events (each event's text without its blank line)."""
+    JSON body or the list of server-sent events (each event's text without its blank line).
+    """
 
     api: str
     status: int
@@ -180,7 +181,8 @@ class HTTPAnswer:
 
     def text(self) -> str:
         """What a reviewer reads: the assistant's text (or tool calls, or an embedding
-        summary)."""
+        summary).
+        """
         if self.events is not None:
             return _stream_text(self.api, self.events)
         return _body_text(self.api, self.body)
@@ -429,7 +431,8 @@ def _stream_text(api: str, events: list[str]) -> str:
 
 def _edit_stream(api: str, events: list[str], text: str) -> list[str]:
     """The events with the first text delta carrying all of ``text`` and later ones empty,
-    so the stream keeps its event count and boundaries."""
+    so the stream keeps its event count and boundaries.
+    """
     out: list[str] = []
     first = True
     for event in events:

@@ -1,4 +1,4 @@
-"""Cache keys: one pure function from (namespace, prompt, key parts) to a sha256 hex digest.
+r"""Cache keys: one pure function from (namespace, prompt, key parts) to a sha256 hex digest.
 
 The key is ``sha256(canonical)`` where ``canonical`` is the UTF-8 text of the JSON array
 ``[KEY_FORMAT_VERSION, namespace, prompt, key_parts]`` in the JSON Canonicalization Scheme
@@ -173,7 +173,7 @@ def _escape(m: re.Match[str]) -> str:
 
 
 def jcs_string(s: str) -> str:
-    """``s`` as a JCS string literal, lone surrogates escaped as ``\\udxxx``.
+    r"""``s`` as a JCS string literal, lone surrogates escaped as ``\\udxxx``.
 
     The result is valid Unicode text for any ``s``, and :func:`json.loads` inverts it exactly.
 

@@ -82,7 +82,8 @@ class L1Item:
 class HitRecord:
     """What counting one hit needs, for hits served without an L1 item (no L1, a follower
     of a flight, a sample). ``key=""`` keeps it out of the per-key counts sent to the store.
-    :class:`L1Item` has the same four attributes, so the counters take either."""
+    :class:`L1Item` has the same four attributes, so the counters take either.
+    """
 
     __slots__ = ("duration", "key", "tokens", "usd")
 

@@ -129,7 +129,7 @@ def miss_steps(front: Cache, req: Request) -> Steps:
             value = found
         else:
             value = yield from _call_and_store(front, req, flight, locked)
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - handed to the flight and re-raised
         error = exc
     front._flights.land(k.key, flight, value, error)
     if locked:
@@ -172,7 +172,7 @@ def run_sync(front: Cache, steps: Steps, call: Callable[[], Any]) -> Any:
                 result = arg.wait()
             else:
                 result = _blocking_step(front, op, arg)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the flight and re-raised
             result, error = None, exc
 
 
@@ -209,7 +209,7 @@ async def run_async(front: Cache, steps: Steps, call: Callable[[], Awaitable[Any
                 result = _blocking_step(front, op, arg)
             else:
                 result = await asyncio.to_thread(_blocking_step, front, op, arg)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the flight and re-raised
             result, error = None, exc
 
 

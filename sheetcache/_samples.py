@@ -75,7 +75,8 @@ class Samples:
         self, reqs: list[Request], found: dict[str, Entry], *, allow_partial: bool
     ) -> tuple[Request, Entry, Any] | None:
         """The least-served usable sample once all exist (or any, if ``allow_partial``);
-        unusable ones leave ``found`` so they are filled again."""
+        unusable ones leave ``found`` so they are filled again.
+        """
         now = time.time()
         usable: list[tuple[int, int, Request, Entry]] = []
         for i, req in enumerate(reqs):

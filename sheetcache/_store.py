@@ -174,7 +174,8 @@ class Store:
 
     def write(self, entry: Entry, direct: bool) -> None:
         """Durable local write: the backend if it is local (or we hold its lock), else the
-        outbox. Never raises: the caller already has the answer."""
+        outbox. Never raises: the caller already has the answer.
+        """
         if direct or self.outbox is None:
             try:
                 self.backend.put_many([entry])
@@ -196,7 +197,8 @@ class Store:
 
     def record_hits(self, hits: dict[str, tuple[int, float]]) -> None:
         """Count hits in the store now (samples rotate by them); kept for the flusher on
-        failure."""
+        failure.
+        """
         try:
             self.backend.record_hits(hits)
         except Exception as exc:  # noqa: BLE001

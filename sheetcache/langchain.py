@@ -76,7 +76,8 @@ _MODEL_FIELDS = ("model", "model_name", "model_id", "deployment_name")
 @functools.lru_cache(maxsize=1024)
 def prompt_of(prompt: str) -> Any:
     """The prompt as a reviewer reads it: plain messages for a chat model's serialised list,
-    else the prompt text itself."""
+    else the prompt text itself.
+    """
     if not prompt.startswith("[{"):
         return prompt
     try:

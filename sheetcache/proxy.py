@@ -69,7 +69,7 @@ def is_loopback(host: str) -> bool:
 def _imports() -> tuple[Any, Any]:
     try:
         import httpx2
-        import starlette  # noqa: F401
+        import starlette
     except ImportError as exc:
         raise MissingDependencyError(
             f"the proxy needs starlette, uvicorn and httpx2 ({exc}): {install_hint('proxy')}"

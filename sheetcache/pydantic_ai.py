@@ -301,7 +301,8 @@ _UTF16_TAG = "$utf16"
 def _keyable(obj: Any) -> Any:
     """``obj`` with each string that is not valid Unicode (a lone surrogate: a truncated
     emoji decoded from JSON) replaced by ``{"$utf16": hex of its UTF-16}``: still one key per
-    text, where UTF-8 JSON has no form for it."""
+    text, where UTF-8 JSON has no form for it.
+    """
     if isinstance(obj, str):
         try:
             obj.encode("utf-8")
@@ -642,7 +643,8 @@ class _Deltas:
 
 def _replay_events(response: ModelResponse, deltas: Any) -> list[Any] | None:
     """Start and delta events that rebuild ``response`` in ``deltas``' boundaries, or None if
-    they do not fit it (a reviewer's edit, a damaged trailer)."""
+    they do not fit it (a reviewer's edit, a damaged trailer).
+    """
     parts = response.parts
     try:
         plan = [(int(i), [int(n) for n in sizes]) for i, sizes in deltas]
@@ -907,7 +909,7 @@ class ModelCacheStats:
 
     @property
     def hit_rate(self) -> float:
-        """hits / (hits + misses), 0.0 before any request."""
+        """Hits / (hits + misses), 0.0 before any request."""
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
 
@@ -1033,6 +1035,7 @@ class CachedModel(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
+        """Answer from the cache, or call the wrapped model and store its response."""
         key = self._key(messages, model_settings, model_request_parameters)
         if key is None:
             return await self.wrapped.request(messages, model_settings, model_request_parameters)
@@ -1091,6 +1094,7 @@ class CachedModel(WrapperModel):
         model_request_parameters: ModelRequestParameters,
         run_context: RunContext[Any] | None = None,
     ) -> AsyncGenerator[StreamedResponse]:
+        """Replay a cached stream delta by delta, or stream live and store it once complete."""
         key = self._key(messages, model_settings, model_request_parameters)
         if key is not None and self.samples > 1:
             prompt, key_parts, _ = key
@@ -1138,7 +1142,8 @@ class CachedModel(WrapperModel):
         run_context: RunContext[Any] | None,
     ) -> StreamedResponse:
         """A streamed request with samples: read the stream to its end inside the cache's
-        call, so the answer fills the sample the cache picks, then replay it in its deltas."""
+        call, so the answer fills the sample the cache picks, then replay it in its deltas.
+        """
         answer: ModelResponse | None = None
 
         async def call(_prompt: Any) -> Answer[ModelResponse]:
@@ -1188,7 +1193,8 @@ class CachedModel(WrapperModel):
         model_request_parameters: ModelRequestParameters,
     ) -> tuple[list[dict[str, Any]], dict[str, Any], str] | None:
         """``(prompt, key_parts, entry key)``, or None to bypass the cache (a continuation, or
-        a request that has no key)."""
+        a request that has no key).
+        """
         if messages and isinstance(messages[-1], ModelResponse):
             # Continuing a suspended response (background job, batch, pause_turn): each poll
             # must reach the provider.
@@ -1200,7 +1206,7 @@ class CachedModel(WrapperModel):
             )  # fmt: skip
             # The cache's own canonical form, checked here, where a failure can still bypass.
             return prompt, key_parts, self.cache.key(prompt, **key_parts)
-        except Exception as exc:  # noqa: BLE001 - the cache never breaks the caller
+        except Exception as exc:
             if self.cache._mode_now() == "replay":  # calling uncached would call the model
                 raise CacheMissError(
                     f"replay mode: a {self.model_name} request has no cache key ({exc}), so it "
@@ -1279,7 +1285,8 @@ class CachedModel(WrapperModel):
 
     def _served(self, stored: ModelResponse) -> tuple[ModelResponse, Any]:
         """A hit: the stored response as a fresh object that costs this run nothing, and the
-        delta boundaries of the stream that first answered it (None if it was not streamed)."""
+        delta boundaries of the stream that first answered it (None if it was not streamed).
+        """
         stored, deltas = _split_deltas(stored)
         saved = stored.usage
         tokens = saved.input_tokens + saved.output_tokens
@@ -1347,6 +1354,7 @@ class CacheCapability(AbstractCapability[Any]):
 
     @classmethod
     def get_serialization_name(cls) -> str | None:
+        """None: a live Cache cannot be rebuilt from an agent spec."""
         return None  # a live Cache cannot come from an agent spec
 
     async def wrap_run(
@@ -1390,6 +1398,7 @@ class CacheCapability(AbstractCapability[Any]):
             log.info("sheetcache: entry %s rejected: %s", key, note)
 
     def get_wrapper_model(self, model: Model) -> Model | None:
+        """Wrap ``model`` in a CachedModel, unless it is cached already."""
         if isinstance(model, CachedModel):  # cached already, by this capability or by hand
             return None
         wrapper = CachedModel(

@@ -69,7 +69,7 @@ class _NotStored(Exception):
 
 
 def _package(request: Any) -> ModuleType:
-    """httpx or httpx2, whichever the request (and so the client) comes from."""
+    """Httpx or httpx2, whichever the request (and so the client) comes from."""
     return sys.modules[type(request).__module__.partition(".")[0]]
 
 
@@ -105,7 +105,8 @@ def _answer_of(value: Any) -> HTTPAnswer | _Foreign:
 
 def _replay_miss(call: Call, exc: CacheMissError) -> HTTPAnswer:
     """The error response for a miss in replay mode: an HTTP error the SDK raises at once
-    (``x-should-retry: false``), with the reason as the provider-style error message."""
+    (``x-should-retry: false``), with the reason as the provider-style error message.
+    """
     message = (
         f"sheetcache replay mode: no stored answer for {call.key_parts['endpoint']} "
         f"(model {call.key_parts.get('model')!r}), and nothing was sent. Run it once in "
@@ -128,7 +129,8 @@ def _as_it_came(response: Any, content: bytes) -> _NotStored:
 
 def _json_answer(call: Call, response: Any, content: bytes) -> HTTPAnswer:
     """Upstream's answer to store, or _NotStored carrying it as it was (status, headers such
-    as ``retry-after``, body) when it is an error or not JSON."""
+    as ``retry-after``, body) when it is an error or not JSON.
+    """
     content_type = response.headers.get("content-type", "application/json")
     body: Any = None
     if 200 <= response.status_code < 300:
@@ -184,7 +186,8 @@ def _head_response(kit: _Kit, request: Any, head: Any, stream: Any) -> Any:
 
 def _events(recorder: SSERecorder, chunk: bytes) -> list[tuple[bytes, bool]]:
     """The events ``chunk`` completes, as bytes to pass on, the last flagged if it ends the
-    stream."""
+    stream.
+    """
     events = recorder.feed(chunk)
     ended = recorder.complete or recorder.failed
     return [((e + "\n\n").encode(), ended and i == len(events) - 1) for i, e in enumerate(events)]
@@ -376,7 +379,7 @@ class CacheTransport(_Base):
                     if exc.passed is None and not called:
                         continue  # we followed a stream that was not stored: call ourselves
                     messages.put(("done", exc))
-                except BaseException as exc:  # handed to the caller's thread
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
                     messages.put(("done", exc))
                 else:
                     messages.put(("done", None if called else _answer_of(value)))

@@ -127,7 +127,7 @@ class BackendContract:
         def write(start: int) -> None:
             try:
                 backend.put_many([entry(i) for i in range(start, start + 50)])
-            except BaseException as exc:  # pragma: no cover - reported below
+            except BaseException as exc:  # noqa: BLE001  # pragma: no cover - reported below
                 errors.append(exc)
 
         threads = [threading.Thread(target=write, args=(i * 50,)) for i in range(4)]
@@ -236,7 +236,7 @@ class FailureContract:
         self, broken_backend: Backend
     ) -> None:
         broken = broken_backend
-        with pytest.raises(Exception):  # noqa: B017, PT011 - any exception: the contract
+        with pytest.raises(Exception):  # noqa: B017 - any exception: the contract
             broken.lookup(entry(1).key)
         cache = Cache(broken)
         try:

@@ -53,7 +53,7 @@ class LLMStub:
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 with stub._lock:
                     stub.requests.append(
                         {
@@ -64,7 +64,7 @@ class LLMStub:
                     )
                 self._send(200, {"object": "list", "data": [{"id": "gpt-4o", "object": "model"}]})
 
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with stub._lock:

@@ -66,9 +66,9 @@ class LocalCluster:
                             "--cluster-replica-validity-factor",
                             "0",
                         ],
-                    )  # fmt: skip
+                    )
                 )
-            out = subprocess.run(  # noqa: S603 - our own binary and arguments
+            out = subprocess.run(
                 [cli, "--cluster", "create", *self.addresses, "--cluster-replicas",
                  str(replicas), "--cluster-yes"],
                 capture_output=True, text=True, timeout=60,

@@ -94,7 +94,7 @@ def _open_and_store(path: str, n: int, barrier: Any, results: Any) -> None:
         backend.put_many([entry(n)])
         backend.close()
         results.put((n, "ok"))
-    except BaseException as exc:  # reported to the test, which names it
+    except BaseException as exc:  # noqa: BLE001 - reported to the test, which names it
         results.put((n, f"{type(exc).__name__}: {exc}"))
 
 

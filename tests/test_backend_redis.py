@@ -379,7 +379,7 @@ def test_single_flight_across_processes(
             stderr=subprocess.PIPE,
             text=True,
             env=subprocess_env,
-        )  # fmt: skip
+        )
         for seed in range(4)
     ]
     try:

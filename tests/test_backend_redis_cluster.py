@@ -349,7 +349,7 @@ def _start(script: str, *args: str, env: dict[str, str], log: Path) -> subproces
     # stderr to a file: a pipe nobody reads until the end fills up with log lines and
     # blocks the child.
     with log.open("ab") as err:
-        return subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        return subprocess.Popen(
             [sys.executable, "-c", script, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=err, text=True, env=env,
         )  # fmt: skip

@@ -191,7 +191,7 @@ def test_layout_is_plain_and_readable(sheet: Sheet) -> None:
     requests = sheet.emu.recorded_requests(sheet.id)
     frozen = [r for r in requests if "updateSheetProperties" in r or "addSheet" in r]
     assert frozen and "frozenRowCount" in str(frozen)
-    validation = [r for r in requests if "setDataValidation" in r][0]["setDataValidation"]
+    validation = next(r for r in requests if "setDataValidation" in r)["setDataValidation"]
     values = [v["userEnteredValue"] for v in validation["rule"]["condition"]["values"]]
     assert validation["rule"]["condition"]["type"] == "ONE_OF_LIST"
     assert values == ["approved", "rejected"]

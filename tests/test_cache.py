@@ -104,7 +104,7 @@ def test_sheetcache_url_env_is_the_default(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_bad_configuration_is_refused_clearly() -> None:
-    with pytest.raises(ConfigError, match="unknown cache URL.*memory://"):
+    with pytest.raises(ConfigError, match=r"unknown cache URL.*memory://"):
         Cache("postgres://x")
     with pytest.raises(ConfigError, match="ttl must be"):
         Cache("memory://", ttl=-1)

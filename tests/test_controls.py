@@ -123,7 +123,7 @@ def test_mode_from_the_environment(db: str, monkeypatch: pytest.MonkeyPatch) -> 
     with Cache(db, mode="read-write") as cache:  # an explicit mode beats the environment
         assert cache.get_or_call("q", lambda p: "a") == "a"
     monkeypatch.setenv("SHEETCACHE_MODE", "replayy")
-    with pytest.raises(ConfigError, match="SHEETCACHE_MODE.*'read-write', 'replay'"):
+    with pytest.raises(ConfigError, match=r"SHEETCACHE_MODE.*'read-write', 'replay'"):
         Cache(db)
 
 
@@ -493,7 +493,7 @@ def test_the_readme_control_examples_run(tmp_path: Path, monkeypatch: pytest.Mon
     assert len(blocks) >= 3
     monkeypatch.chdir(tmp_path)
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own documentation
+        exec(compile(block, "README.md", "exec"), {})
 
 
 # -- one protocol: the sync and async shells behave alike ---------------------------------

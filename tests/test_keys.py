@@ -406,7 +406,7 @@ def test_bad_parts_raise_typeerror_naming_the_part(bad: object, message: str) ->
 def test_bad_part_raises_before_the_call() -> None:
     calls: list[object] = []
     with Cache("memory://") as cache, socket.socket() as sock:
-        with pytest.raises(TypeError, match="key part 'client'.*socket"):
+        with pytest.raises(TypeError, match=r"key part 'client'.*socket"):
             cache.get_or_call("q", calls.append, client=sock)
         with pytest.raises(TypeError, match="prompt"):
             cache.get_or_call(["ok", float("nan")], calls.append)

@@ -94,7 +94,7 @@ def test_tool_calls_and_usage_come_back_equal(sqlite_cache: Cache) -> None:
     )
     generations = [ChatGeneration(message=message, generation_info={"finish_reason": "tool_calls"})]
     lc.update("p", "llm", generations)
-    sqlite_cache._l1.clear()  # noqa: SLF001 - read the store, as another process would
+    sqlite_cache._l1.clear()
     assert lc.lookup("p", "llm") == generations
 
 
@@ -151,11 +151,11 @@ def test_reviewer_edit_and_rejection_are_honoured(sqlite_cache: Cache) -> None:
     (entry,) = sqlite_cache.entries()
     entry.value = "Paris, of course." + entry.value[entry.value.index("\n\n--- sheetcache") :]
     sqlite_cache.backend.put_many([entry])
-    sqlite_cache._l1.clear()  # noqa: SLF001 - the reviewer's change, seen by a fresh process
+    sqlite_cache._l1.clear()
     assert model.invoke(question).content == "Paris, of course."
     entry.status = "rejected"
     sqlite_cache.backend.put_many([entry])
-    sqlite_cache._l1.clear()  # noqa: SLF001
+    sqlite_cache._l1.clear()
     assert model.invoke(question).content == "Paris."
     assert model.calls == 2
 
@@ -246,7 +246,7 @@ def test_reviewer_edit_of_tool_call_arguments(sqlite_cache: Cache) -> None:
     assert entry.value.startswith('[\n  {\n    "tool_call": "weather"')
     entry.value = entry.value.replace('"Paris"', '"Lyon"', 1)
     sqlite_cache.backend.put_many([entry])
-    sqlite_cache._l1.clear()  # noqa: SLF001
+    sqlite_cache._l1.clear()
     (generation,) = lc.lookup("p", "llm") or []
     assert generation.message.tool_calls[0]["args"] == {"city": "Lyon"}  # type: ignore[attr-defined]
     assert generation.message.tool_calls[0]["id"] == "c1"  # type: ignore[attr-defined]

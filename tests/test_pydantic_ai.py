@@ -166,11 +166,11 @@ def test_public_surface_is_pinned() -> None:
 
 
 def test_bad_arguments_fail_early(script: ScriptedModel) -> None:
-    with pytest.raises(ConfigError, match="sheetcache.Cache"):
+    with pytest.raises(ConfigError, match=r"sheetcache.Cache"):
         CachedModel(function_model(script), "memory://")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="namespace"):
         CachedModel(function_model(script), Cache("memory://"), namespace="")
-    with pytest.raises(ConfigError, match="sheetcache.Cache"):
+    with pytest.raises(ConfigError, match=r"sheetcache.Cache"):
         CacheCapability(None)  # type: ignore[arg-type]
 
 
@@ -1424,7 +1424,7 @@ async def test_refresh_calls_and_stores_over_the_old_answer(cache: Cache, stream
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_stream"])
 async def test_off_bypasses_the_cache(cache: Cache, streamed: bool) -> None:
-    agent, counting = counting_agent(cache)
+    agent, _counting = counting_agent(cache)
     with cache.override(mode="off"):
         assert await _ask(agent, streamed) == "answer 1"
         assert await _ask(agent, streamed) == "answer 2"
@@ -1624,7 +1624,7 @@ def test_the_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     doc = (Path(__file__).parents[1] / "docs" / "pydantic-ai.md").read_text()
     block = re.search(r"```python\n(.*?)```", doc, re.S)
     assert block is not None and "FunctionModel" in block.group(1)
-    exec(compile(block.group(1), "docs/pydantic-ai.md", "exec"), {})  # noqa: S102
+    exec(compile(block.group(1), "docs/pydantic-ai.md", "exec"), {})
     out = capsys.readouterr().out
     assert "replay mode: no stored answer" in out
     assert re.search(r"^[1-9][0-9]* tokens saved$", out, re.M)

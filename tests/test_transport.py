@@ -287,7 +287,7 @@ def _review(cache: Cache, old: str, new: str) -> None:
     (entry,) = cache.entries()
     entry.value = entry.value.replace(old, new, 1)
     cache.backend.put_many([entry])
-    cache._l1.clear()  # noqa: SLF001 - another process would not have it in its L1
+    cache._l1.clear()
 
 
 def test_reviewer_edit_is_served_in_the_provider_shape(stub: LLMStub, cache: Cache) -> None:
@@ -305,7 +305,7 @@ def test_reviewer_edit_of_a_stream_keeps_its_events(stub: LLMStub, cache: Cache)
     (entry,) = cache.entries()
     entry.value = "Four." + entry.value[entry.value.index("\n\n--- sheetcache") :]
     cache.backend.put_many([entry])
-    cache._l1.clear()  # noqa: SLF001
+    cache._l1.clear()
     again = list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
     assert len(again) == len(first)
     assert "".join(c.choices[0].delta.content or "" for c in again) == "Four."
@@ -371,7 +371,7 @@ async def test_anthropic_async(stub: LLMStub, cache: Cache) -> None:
 
 
 def test_transport_needs_a_cache() -> None:
-    with pytest.raises(TypeError, match="needs a sheetcache.Cache"):
+    with pytest.raises(TypeError, match=r"needs a sheetcache.Cache"):
         CacheTransport("sqlite:///x.db")  # type: ignore[arg-type]
 
 
@@ -518,7 +518,7 @@ def test_a_foreign_entry_under_the_key_is_not_served(stub: LLMStub, cache: Cache
     client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     (entry,) = cache.entries()
     cache.set(entry.prompt, "not an HTTP answer", **entry.key_parts)
-    cache._l1.clear()  # noqa: SLF001 - as another process sees the store
+    cache._l1.clear()
     answer = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert answer.choices[0].message.content == "echo: What is 2+2?"
     assert len(stub.posts()) == 2
@@ -543,7 +543,7 @@ def test_hostile_text_round_trips(stub: LLMStub, cache: Cache, content: str) -> 
     client = oai(stub, cache)
     messages = [{"role": "user", "content": content}]
     first = client.chat.completions.create(model="gpt-4o", messages=messages)
-    cache._l1.clear()  # noqa: SLF001 - read it back from the SQLite file
+    cache._l1.clear()
     again = client.chat.completions.create(model="gpt-4o", messages=messages)
     assert again.choices[0].message.content == first.choices[0].message.content
     assert len(stub.posts()) == 1
@@ -819,7 +819,7 @@ def test_a_damaged_entry_is_a_miss_not_an_error(stub: LLMStub, cache: Cache, dam
     (entry,) = cache.entries()
     entry.value = damage(entry.value)
     cache.backend.put_many([entry])
-    cache._l1.clear()  # noqa: SLF001
+    cache._l1.clear()
     answer = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert answer.choices[0].message.content == "echo: What is 2+2?"
     assert len(stub.posts()) == 2

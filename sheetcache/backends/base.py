@@ -169,7 +169,8 @@ class Backend(ABC):
 
     def delete_where(self, predicate: Callable[[Entry], bool], namespace: str | None = None) -> int:
         """Delete every entry (of ``namespace`` if given) for which ``predicate(entry)`` is
-        true; return how many."""
+        true; return how many.
+        """
         doomed = [e.key for e in self.iter_entries(namespace) if predicate(e)]
         return sum(self.delete_many(batch) for batch in chunks(doomed, 500))
 
@@ -202,7 +203,8 @@ class Backend(ABC):
 
     def unlock(self, key: str, owner: str) -> None:
         """Release ``key``'s lock if ``owner`` still holds it (compare-and-delete); else
-        do nothing."""
+        do nothing.
+        """
 
     def close(self) -> None:
         """Release connections and files. Further use is an error."""

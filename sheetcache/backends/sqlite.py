@@ -66,7 +66,7 @@ CREATE TABLE entries (
 CREATE TABLE sheetcache_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-_INSERT = f"INSERT OR REPLACE INTO entries ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # noqa: E501
+_INSERT = f"INSERT OR REPLACE INTO entries ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM entries"
 # The hit path skips prompt and key_parts: decoding them would cost more than the select.
 # metadata stays, for the savings a hit counts; it is parsed only when not empty.
@@ -113,7 +113,8 @@ def path_from_url(url: str) -> Path:
 def default_path() -> Path:
     """The file ``Cache()`` uses without a URL: ``cache.db`` in ``$SHEETCACHE_DIR`` or the
     user cache dir. Mirrors ``sheetcache._urls`` (a test pins that they agree); repeated here
-    because a backend must not import the layer above it."""
+    because a backend must not import the layer above it.
+    """
     env = os.environ.get("SHEETCACHE_DIR")
     if env:
         return (Path(env).expanduser() / "cache.db").absolute()
@@ -259,7 +260,8 @@ class SQLiteBackend(Backend):
 
     def _retry_busy(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn``, retrying while another process holds a lock SQLite's busy handler
-        does not wait on (switching a new file to WAL returns SQLITE_BUSY at once)."""
+        does not wait on (switching a new file to WAL returns SQLITE_BUSY at once).
+        """
         deadline = time.monotonic() + self._timeout
         delay = 0.005
         while True:

@@ -83,7 +83,7 @@ def _read_all(cache: Cache, namespace: str | None, label: str) -> Iterator[Entry
 
 
 class _Savings:
-    __slots__ = ("entries", "hits", "seconds", "tokens", "usd", "unpriced_hits")
+    __slots__ = ("entries", "hits", "seconds", "tokens", "unpriced_hits", "usd")
 
     def __init__(self) -> None:
         self.entries = self.hits = self.tokens = self.unpriced_hits = 0

@@ -57,7 +57,7 @@ def migrate_command(
     In batches: sqlite -> sheets to publish for review, sheets -> redis to scale, any store to any other.
 
     Entries DST_URL already holds are skipped, never overwritten, so an interrupted run resumes where it stopped when run again. Expired entries are not copied. Exits 1 if any batch failed (run it again to retry them).
-    """  # noqa: E501
+    """
     urls = [first] if second is None else [first, second]
     if len(urls) == 2 and url:
         raise typer.BadParameter("give SRC_URL DST_URL, or --url SRC_URL DST_URL, not both")

@@ -50,7 +50,7 @@ def proxy_command(
     """Serve a caching proxy: point an SDK's base URL at http://HOST:PORT (plus the API's path, e.g. /v1) and repeated LLM calls are answered from the cache.
 
     Client auth headers are forwarded upstream and never stored. GET /healthz reports the store's state and the cache's counters as JSON.
-    """  # noqa: E501
+    """
     from sheetcache._cache import Cache
     from sheetcache.proxy import check_listen, serve
 

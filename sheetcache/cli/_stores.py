@@ -30,7 +30,8 @@ UrlArgument = Annotated[
 
 def pick_url(argument: str | None, option: str | None, *, sheets_only: bool = False) -> str:
     """The URL of ``init``/``doctor``/``compact``: the argument, --url, $SHEETCACHE_URL or
-    the default, remembered with its origin for error messages."""
+    the default, remembered with its origin for error messages.
+    """
     if argument and option and argument != option:
         raise typer.BadParameter("give the URL once: as an argument or with --url")
     target = _ui.Target(argument, "the command line") if argument else _ui.resolve_url(option)

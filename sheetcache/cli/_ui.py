@@ -65,7 +65,8 @@ PLAIN_PROGRESS_EVERY = 5.0
 
 class _Consoles:
     """One pair per invocation, made when first used, so COLUMNS and the runner's streams
-    of that invocation apply (module-level consoles would freeze the first ones)."""
+    of that invocation apply (module-level consoles would freeze the first ones).
+    """
 
     def __init__(self) -> None:
         self._out: Console | None = None

@@ -135,7 +135,7 @@ class Faults:
 
 def _methods(methods: MethodFilter) -> frozenset[str] | str | None:
     if methods is None or methods in ("read", "write"):
-        return methods  # type: ignore[return-value]
+        return methods
     if isinstance(methods, str):
         return frozenset({methods.upper()})
     return frozenset(m.upper() for m in methods)

@@ -32,6 +32,7 @@ def spreadsheet_json(
     """The Spreadsheet resource as ``spreadsheets.get`` returns it.
 
     Args:
+        spreadsheet: The stored spreadsheet to describe.
         ranges: Limit the sheets (and grid data) to these ranges, as the ``ranges`` parameter.
         include_grid_data: Include cell data (ignored when a field mask is given: then the
             mask decides, as Google documents).

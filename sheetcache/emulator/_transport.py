@@ -50,7 +50,7 @@ class EmulatorAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-class EmulatorCredentials(Credentials):  # type: ignore[misc]
+class EmulatorCredentials(Credentials):
     """Credentials with a fixed bearer token ``emulator:<user>``; refreshing never leaves
     the process. The emulator reads the user from the token for per-user quotas and sharing.
     """
@@ -72,7 +72,7 @@ class EmulatorCredentials(Credentials):  # type: ignore[misc]
         return True
 
 
-class _RoutedSession(AuthorizedSession):  # type: ignore[misc]
+class _RoutedSession(AuthorizedSession):
     """An AuthorizedSession that also closes the session its token requests use."""
 
     def __init__(self, credentials: Credentials, auth_session: requests.Session) -> None:

@@ -60,9 +60,11 @@ class CassetteResult:
 
     @property
     def passed(self) -> bool:
+        """True when every recorded request was replayed and matched."""
         return not self.failures and self.requests > 0
 
     def line(self) -> str:
+        """One line for people: the cassette's name and its outcome."""
         if self.passed:
             extra = f", {self.skipped} token requests skipped" if self.skipped else ""
             return f"PASS {self.name} ({self.requests} requests{extra})"
@@ -342,6 +344,7 @@ def run_directories(directories: Sequence[Path], *, verbose: bool = False, out: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Replay the cassettes named on the command line; exit 0 when all pass."""
     parser = argparse.ArgumentParser(
         prog="python -m sheetcache.emulator.conformance",
         description="Replay recorded Google Sheets API cassettes against the emulator.",

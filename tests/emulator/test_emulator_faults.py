@@ -59,7 +59,7 @@ def test_dropped_connection_applies_nothing(emu: SheetsEmulator, ws: gspread.Wor
     with pytest.raises(requests.exceptions.ConnectionError):
         ws.append_row(["dropped"])
     assert ws.get_values() == [[]]
-    record = [r for r in emu.requests if r.fault == "drop"][0]
+    record = next(r for r in emu.requests if r.fault == "drop")
     assert (record.method, record.status) == ("POST", None)
     ws.append_row(["after"])
     assert ws.get_values() == [["after"]]

@@ -25,7 +25,7 @@ def test_a_cell_of_50000_characters_fits_one_more_is_refused(ws: gspread.Workshe
     with pytest.raises(gspread.exceptions.APIError) as info:
         ws.append_row(["ok", "y" * 50_001])
     assert _error(info)["message"] == CELL_TOO_LONG
-    with pytest.raises(gspread.exceptions.APIError, match="USER_ENTERED|50000"):
+    with pytest.raises(gspread.exceptions.APIError, match=r"USER_ENTERED|50000"):
         ws.update([["=" + "1" * 50_001]], "A3", value_input_option="USER_ENTERED")
     assert ws.col_values(1) == ["x" * 50_000]
 

@@ -297,7 +297,8 @@ class RedisBackend(Backend):
     def _guarded(self, fn: Callable[[], Any], *, again: bool = True) -> Any:
         """Run ``fn`` behind the breaker. On a cluster, a MOVED/ASK reply (a slot moved:
         resharding, a failover) re-reads the slot table and, if ``again`` (the operation
-        is safe to repeat), runs ``fn`` once more on the new owners."""
+        is safe to repeat), runs ``fn`` once more on the new owners.
+        """
         self._check()
         try:
             try:
@@ -336,7 +337,7 @@ class RedisBackend(Backend):
         return [self._layout, self._legacy_layout] if self._legacy else [self._layout]
 
     def _namespace_lists(self, layout: Layout, namespace: str | None) -> dict[str, list[Bucket]]:
-        """namespace -> the buckets of ``layout`` that hold keys of it."""
+        """Namespace -> the buckets of ``layout`` that hold keys of it."""
         batch = Batch(self._nodes)
         for b in layout.buckets:
             if namespace is None:
@@ -524,7 +525,8 @@ class RedisBackend(Backend):
 
     def _queue_prunes(self, batch: Batch, pairs: Sequence[tuple[Bucket, str]]) -> None:
         """Queue the expiry prune of each (bucket, namespace): one script call per bucket on
-        a cluster (a call must stay in one slot), one per 500 pairs on a single server."""
+        a cluster (a call must stay in one slot), one per 500 pairs on a single server.
+        """
         prune = self._script("PRUNE")
         groups: dict[str, list[tuple[Bucket, str]]] = {}
         for b, ns in pairs:

@@ -33,7 +33,8 @@ class NotReplicatedError(BackendError):
 
 class Replication:
     """Sends write batches with the chosen durability. Thread-safe enough: the state is a
-    dict of deadlines, and a race only costs one extra or one skipped wait."""
+    dict of deadlines, and a race only costs one extra or one skipped wait.
+    """
 
     def __init__(self, durability: str, wait_timeout: float, url: str) -> None:
         self.durability = durability

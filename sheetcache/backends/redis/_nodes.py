@@ -145,7 +145,8 @@ class Batch:
         self, last: Callable[[str, Any], None] | None
     ) -> tuple[list[Any], dict[str, list[Any]]]:
         """Like :meth:`execute`, but ``last(server, pipe)`` may queue a final command on each
-        server's pipeline (a ``WAIT``); returns the replies and, per server, what it queued."""
+        server's pipeline (a ``WAIT``); returns the replies and, per server, what it queued.
+        """
         results: dict[str, list[Any]] = {}
         for name, pipe in self._pipes.items():
             if last is not None:
