@@ -21,7 +21,6 @@ Several processes may share one outbox file (one ``SHEETCACHE_DIR`` per machine)
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sqlite3
@@ -36,6 +35,7 @@ import orjson
 
 from sheetcache._logging import OutageLog
 from sheetcache.backends.base import Backend, Entry
+from sheetcache.backends.sqlite import retry_busy
 
 __all__ = ["Flusher", "Outbox", "Queued"]
 
@@ -141,15 +141,21 @@ class Outbox:
         self._db = sqlite3.connect(
             self.path, timeout=30.0, isolation_level=None, check_same_thread=False
         )
+        # Several processes may open one new outbox at once (one SHEETCACHE_DIR).
+        retry_busy(self._prepare, timeout=30.0)
+
+    def _prepare(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
         for name, decl in _ADDED:
             if name not in columns:
-                # OperationalError: another process added it just now.
-                with contextlib.suppress(sqlite3.OperationalError):
+                try:
                     self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {decl}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # else: another process added it
+                        raise
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Durably queue ``entries``; returns once they are committed to disk."""

@@ -14,6 +14,7 @@ import pytest
 from backend_contract import BackendContract, ReopenContract, entry
 
 from sheetcache import Cache, MemoryBackend, SchemaError, SQLiteBackend
+from sheetcache._outbox import Outbox
 from sheetcache._urls import default_url
 from sheetcache.backends.sqlite import SCHEMA_VERSION, default_path
 
@@ -87,24 +88,30 @@ def test_entry_from_dict_rejects_garbage() -> None:
 # -- opening safely ------------------------------------------------------------------------
 
 
-def _open_and_store(path: str, n: int, barrier: Any, results: Any) -> None:
+def _open_and_store(path: str, n: int, barrier: Any, results: Any, kind: str) -> None:
     barrier.wait()  # every process opens the brand-new file at the same moment
     try:
-        backend = SQLiteBackend(path)
-        backend.put_many([entry(n)])
-        backend.close()
+        if kind == "outbox":  # processes sharing one SHEETCACHE_DIR share one outbox file
+            outbox = Outbox(path)
+            outbox.append([entry(n)])
+            outbox.close()
+        else:
+            backend = SQLiteBackend(path)
+            backend.put_many([entry(n)])
+            backend.close()
         results.put((n, "ok"))
     except BaseException as exc:  # noqa: BLE001 - reported to the test, which names it
         results.put((n, f"{type(exc).__name__}: {exc}"))
 
 
-def test_concurrent_first_opens_of_a_new_file_all_succeed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["store", "outbox"])
+def test_concurrent_first_opens_of_a_new_file_all_succeed(tmp_path: Path, kind: str) -> None:
     ctx = multiprocessing.get_context("fork")
     for attempt in range(3):
         path = tmp_path / f"new-{attempt}.db"
         barrier, results = ctx.Barrier(8), ctx.Queue()
         procs = [
-            ctx.Process(target=_open_and_store, args=(str(path), n, barrier, results))
+            ctx.Process(target=_open_and_store, args=(str(path), n, barrier, results, kind))
             for n in range(8)
         ]
         for p in procs:
@@ -113,8 +120,13 @@ def test_concurrent_first_opens_of_a_new_file_all_succeed(tmp_path: Path) -> Non
         for p in procs:
             p.join(timeout=60)
         assert outcomes == {n: "ok" for n in range(8)}
-        with SQLiteBackend(path) as backend:
-            assert backend.count() == 8
+        if kind == "outbox":
+            outbox = Outbox(path)
+            assert outbox.pending() == 8
+            outbox.close()
+        else:
+            with SQLiteBackend(path) as backend:
+                assert backend.count() == 8
 
 
 def _foreign_file(path: Path, *, wal: bool) -> bytes:

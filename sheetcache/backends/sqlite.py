@@ -128,6 +128,30 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
+def retry_busy(
+    fn: Callable[[], _T], timeout: float, on_retry: Callable[[], None] | None = None
+) -> _T:
+    """Run ``fn``, retrying for up to ``timeout`` s while another process holds a lock that
+    SQLite's busy handler does not wait on (switching a new file to WAL returns SQLITE_BUSY
+    at once, so several processes opening one new file would otherwise fail).
+
+    Raises:
+        sqlite3.OperationalError: not a lock, or still locked at the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+            if on_retry is not None:
+                on_retry()
+            time.sleep(delay)  # back-off between attempts, not synchronisation
+            delay = min(delay * 2, 0.1)
+
+
 class SQLiteBackend(Backend):
     """Entries in a local SQLite file (WAL, ``synchronous=NORMAL``: survives a killed process).
 
@@ -259,26 +283,17 @@ class SQLiteBackend(Backend):
         self.record_hits = lambda hits: None  # type: ignore[method-assign]
 
     def _retry_busy(self, fn: Callable[[], _T]) -> _T:
-        """Run ``fn``, retrying while another process holds a lock SQLite's busy handler
-        does not wait on (switching a new file to WAL returns SQLITE_BUSY at once).
-        """
-        deadline = time.monotonic() + self._timeout
-        delay = 0.005
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):  # permissions, a full disk, a missing folder
-                    raise BackendError(f"cannot open {self.path}: {exc}") from None
-                if time.monotonic() >= deadline:
-                    raise BackendError(
-                        f"{self.path} stayed locked by another process for {self._timeout:g} s"
-                    ) from None
-                self._drop_thread_conn()
-                time.sleep(delay)  # back-off between attempts, not synchronisation
-                delay = min(delay * 2, 0.1)
-            except sqlite3.DatabaseError as exc:
-                raise self._refusal(f"it is corrupt ({exc})") from None
+        """Run ``fn`` under :func:`retry_busy`, turning what stays wrong into clear errors."""
+        try:
+            return retry_busy(fn, self._timeout, self._drop_thread_conn)
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):  # permissions, a full disk, a missing folder
+                raise BackendError(f"cannot open {self.path}: {exc}") from None
+            raise BackendError(
+                f"{self.path} stayed locked by another process for {self._timeout:g} s"
+            ) from None
+        except sqlite3.DatabaseError as exc:
+            raise self._refusal(f"it is corrupt ({exc})") from None
 
     def _drop_thread_conn(self) -> None:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
