@@ -332,6 +332,9 @@ class Cache:
         if self._mode_now() is OFF:
             return req.k.key
         entry = self._make_entry(req, value, metadata or {}, None)  # raises, as documented
+        # The same key asked with its parts in another order has other lookup bytes: drop
+        # every L1 copy of the key, or that spelling would keep serving the old answer.
+        self._l1.forget_keys({entry.key})
         self._remember(req, entry, value)
         self._store.write(entry, False)
         return req.k.key

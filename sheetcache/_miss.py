@@ -148,6 +148,8 @@ def _call_and_store(front: Cache, req: Request, flight: Flight, locked: bool) ->
         entry = front._prepare(req, value, metadata, duration)
         if entry is not None:
             flight.stored = (entry.value_type, entry.value)
+            if not req.serve:  # a refresh replaces an answer other spellings may hold in L1
+                front._l1.forget_keys({entry.key})
             flight.record = front._remember(req, entry, value)
             yield WRITE, (entry, locked)
     return value

@@ -704,3 +704,13 @@ def test_an_l1_hit_on_chat_messages_never_answers_a_nan_with_a_stored_null(db: s
         assert cache.get_or_call(stored, lambda p: "for None") == "for None"
         with pytest.raises(TypeError, match="NaN"):
             cache.get_or_call(asked, lambda p: "never")
+
+
+def test_set_replaces_the_answer_for_every_spelling_of_the_key() -> None:
+    """Key parts in another dict order are the same key: a new answer reaches both."""
+    cache = Cache("memory://")
+    assert cache.get_or_call("q", lambda p: "old", model="m", temperature=0) == "old"
+    cache.set("q", "new", temperature=0, model="m")
+    assert cache.get_or_call("q", lambda p: "called", model="m", temperature=0) == "new"
+    cache.get_or_call("q", lambda p: "newer", refresh=True, temperature=0, model="m")
+    assert cache.get_or_call("q", lambda p: "called", model="m", temperature=0) == "newer"
