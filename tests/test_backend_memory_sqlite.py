@@ -88,7 +88,7 @@ def test_entry_from_dict_rejects_garbage() -> None:
 # -- opening safely ------------------------------------------------------------------------
 
 
-def _open_and_store(path: str, n: int, barrier: Any, results: Any, kind: str) -> None:
+def _open_and_store(path: str, n: int, barrier: Any, results: Any, kind: str = "store") -> None:
     barrier.wait()  # every process opens the brand-new file at the same moment
     try:
         if kind == "outbox":  # processes sharing one SHEETCACHE_DIR share one outbox file
