@@ -16,4 +16,16 @@ cov=(--cov --cov-report=)
 for arg in "$@"; do
     case "$arg" in -q|-qq|-v|-vv|-x|-ra|-rA) ;; *) cov=() ;; esac
 done
-exec .venv/bin/python -m pytest "${cov[@]}" "$@"
+set +e
+.venv/bin/python -m pytest "${cov[@]}" "$@"
+status=$?
+set -e
+if [ "$status" = 0 ] && [ "${#cov[@]}" -gt 0 ]; then
+    # Checked here too: the exit status is what CI reads, whatever pytest's plugins do.
+    if ! total=$(.venv/bin/python -m coverage report --format=total); then
+        echo "branch coverage ${total}% is under the floor (fail_under in pyproject.toml)"
+        exit 1
+    fi
+    echo "branch coverage: ${total}% (floor: fail_under in pyproject.toml)"
+fi
+exit "$status"
