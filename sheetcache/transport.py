@@ -173,6 +173,26 @@ def _served_or_raise(kit: _Kit, request: Any, call: Call, item: Any, *, aio: boo
     raise item if isinstance(item, BaseException) else RuntimeError(item)
 
 
+def _refused(
+    kit: _Kit, request: Any, call: Call, exc: _NotStored | CacheMissError, *, aio: bool
+) -> Any:
+    """The response when the cache did not answer: upstream's as it came, or a replay miss."""
+    if isinstance(exc, CacheMissError):
+        return kit.served(request, _replay_miss(call, exc), "replay-miss", aio=aio)
+    assert exc.passed is not None
+    return kit.passed(request, exc.passed, aio=aio)
+
+
+def _reply(kit: _Kit, request: Any, value: Any, upstream: list[Any], *, aio: bool) -> Any | None:
+    """The response for a cached call's ``value``; None to send the request on untouched."""
+    if upstream:  # this call was the miss: upstream's own response, headers included
+        return kit.passed(request, upstream[0], aio=aio)
+    answer = _answer_of(value)
+    if isinstance(answer, _Foreign):
+        return None
+    return kit.served(request, answer, "hit", aio=aio)
+
+
 def _head_response(kit: _Kit, request: Any, head: Any, stream: Any) -> Any:
     """The response passing a live stream through: upstream's status and headers."""
     return kit.pkg.Response(
@@ -325,17 +345,10 @@ class CacheTransport(_Base):
 
         try:
             value = self.cache.get_or_call(call.prompt, send, **call.key_parts)
-        except _NotStored as exc:
-            assert exc.passed is not None
-            return kit.passed(request, exc.passed, aio=False)
-        except CacheMissError as exc:
-            return kit.served(request, _replay_miss(call, exc), "replay-miss", aio=False)
-        if upstream:
-            return kit.passed(request, upstream[0], aio=False)
-        answer = _answer_of(value)
-        if isinstance(answer, _Foreign):
-            return inner.handle_request(request)
-        return kit.served(request, answer, "hit", aio=False)
+        except (_NotStored, CacheMissError) as exc:
+            return _refused(kit, request, call, exc, aio=False)
+        reply = _reply(kit, request, value, upstream, aio=False)
+        return inner.handle_request(request) if reply is None else reply
 
     def _stream(self, kit: _Kit, inner: Any, request: Any, call: Call) -> Any:
         # The core answers only once the call function returns, but the caller must see
@@ -468,17 +481,10 @@ class AsyncCacheTransport(_Base):
 
         try:
             value = await self.cache.aget_or_call(call.prompt, send, **call.key_parts)
-        except _NotStored as exc:
-            assert exc.passed is not None
-            return kit.passed(request, exc.passed, aio=True)
-        except CacheMissError as exc:
-            return kit.served(request, _replay_miss(call, exc), "replay-miss", aio=True)
-        if upstream:
-            return kit.passed(request, upstream[0], aio=True)
-        answer = _answer_of(value)
-        if isinstance(answer, _Foreign):
-            return await inner.handle_async_request(request)
-        return kit.served(request, answer, "hit", aio=True)
+        except (_NotStored, CacheMissError) as exc:
+            return _refused(kit, request, call, exc, aio=True)
+        reply = _reply(kit, request, value, upstream, aio=True)
+        return await inner.handle_async_request(request) if reply is None else reply
 
     async def _stream(self, kit: _Kit, inner: Any, request: Any, call: Call) -> Any:
         # As in the sync transport, with a task in place of the thread.
